@@ -1,0 +1,38 @@
+"""Shared pytest fixtures: paths to the shared real-face folders, seeding."""
+
+import os
+import pathlib
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED = pathlib.Path(os.environ.get("AGEKERAS_SHARED", REPO.parent / "shared")) / "datasets"
+UTKFACE_DEV = SHARED / "utkface-dev"
+FGNET = SHARED / "fgnet"
+
+
+@pytest.fixture
+def utkface_dev_dir():
+    if not UTKFACE_DEV.is_dir():
+        pytest.skip(f"{UTKFACE_DEV} not present")
+    return UTKFACE_DEV
+
+
+@pytest.fixture
+def fgnet_dir():
+    if not FGNET.is_dir():
+        pytest.skip(f"{FGNET} not present")
+    return FGNET
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    import keras
+
+    keras.utils.set_random_seed(1234)
+    np.random.seed(1234)
+    yield
