@@ -1,0 +1,5 @@
+import sys
+
+from agekeras.cli import main
+
+sys.exit(main())

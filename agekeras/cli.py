@@ -1,0 +1,176 @@
+"""Command line: `python -m agekeras {quickstart,train,evaluate,list}`.
+
+    python -m agekeras quickstart                      # ~4 min on 2 CPU cores
+    python -m agekeras train --model resnet18_dex --dataset utkface \\
+        --data-dir ../shared/datasets/utkface-dev --time-budget 15 --out runs/r18
+    python -m agekeras evaluate --run runs/r18
+    python -m agekeras list
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+
+def _parser():
+    p = argparse.ArgumentParser(prog="python -m agekeras", description="Facial age estimation with Keras 3.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train (or resume) a model; writes a run directory")
+    t.add_argument("--model", required=True, help="registry name; see `python -m agekeras list`")
+    _data_args(t, default_dataset="synthetic")
+    t.add_argument("--protocol", default="random", help="split protocol (random, subject_kfold, lopo, official, ...)")
+    t.add_argument("--fold", type=int, default=0)
+    g = t.add_mutually_exclusive_group()
+    g.add_argument("--epochs", type=int, help="number of epochs (default 10)")
+    g.add_argument("--time-budget", type=float, metavar="MINUTES", help="train for this many minutes")
+    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--image-size", type=int, default=64)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--optimizer", default="adam", choices=["adam", "adamw", "sgd", "nadam"])
+    t.add_argument("--weight-decay", type=float, default=1e-4)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory (re-use it to resume)")
+    t.add_argument("--strategy", default="default", choices=["default", "mirrored", "multiworker"])
+    t.add_argument("--mixed-precision", action="store_true")
+    t.add_argument("--no-augment", action="store_true")
+    t.add_argument("--val-fraction", type=float, default=0.1)
+    t.add_argument("--max-train", type=int, help="use at most this many training faces")
+    t.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra model builder argument (JSON value), repeatable")
+    t.add_argument("--dataset-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra dataset reader argument (JSON value), e.g. n=4000 for synthetic")
+    t.add_argument("--virtual-cpus", type=int, default=0,
+                   help="split the CPU into N logical devices (to try --strategy mirrored without GPUs)")
+    t.add_argument("--verbose", default="auto")
+
+    e = sub.add_parser("evaluate", help="evaluate a run's best checkpoint")
+    e.add_argument("--run", required=True, metavar="RUN_DIR")
+    _data_args(e, default_dataset=None)
+    e.add_argument("--split", default="test", choices=["test", "val", "all"])
+    e.add_argument("--checkpoint", default="best.keras", choices=["best.keras", "last.keras"])
+
+    q = sub.add_parser("quickstart", help="train a small baseline in a few minutes and show where the results are")
+    q.add_argument("--data-dir", help="a UTKFace folder instead of the embedded synthetic faces")
+    q.add_argument("--out", default="runs/quickstart")
+    q.add_argument("--minutes", type=float, default=3.0, help="training time budget (default 3)")
+
+    sub.add_parser("list", help="list the registered models and datasets")
+    return p
+
+
+def _data_args(p, default_dataset):
+    p.add_argument("--dataset", default=default_dataset, help="dataset name; see `python -m agekeras list`")
+    p.add_argument("--data-dir", help="the dataset's folder (not needed for synthetic)")
+
+
+def _kv(items):
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise SystemExit(f"expected KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+def _check_names(model=None, dataset=None):
+    from agekeras import datasets, models
+
+    if model is not None and model not in models.available():
+        raise SystemExit(f"Unknown model {model!r}. Available models: {', '.join(models.available())}")
+    if dataset is not None and dataset not in datasets.available():
+        raise SystemExit(f"Unknown dataset {dataset!r}. Available datasets: {', '.join(datasets.available())}")
+
+
+def _virtual_cpus(n):
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
+
+
+def cmd_train(a):
+    from agekeras.training import TrainConfig, train
+
+    _check_names(a.model, a.dataset)
+    if a.virtual_cpus:
+        _virtual_cpus(a.virtual_cpus)
+    verbose = int(a.verbose) if str(a.verbose).isdigit() else a.verbose
+    config = TrainConfig(
+        model=a.model, dataset=a.dataset, data_dir=a.data_dir, protocol=a.protocol, fold=a.fold,
+        epochs=a.epochs if a.epochs is not None else (None if a.time_budget else 10),
+        time_budget=a.time_budget, batch_size=a.batch_size, image_size=a.image_size, lr=a.lr,
+        optimizer=a.optimizer, weight_decay=a.weight_decay, seed=a.seed, out=a.out,
+        strategy=a.strategy, mixed_precision=a.mixed_precision, augment=not a.no_augment,
+        val_fraction=a.val_fraction, max_train=a.max_train, model_kwargs=_kv(a.model_arg),
+        dataset_kwargs=_kv(a.dataset_arg), verbose=verbose,
+    )
+    result = train(config)
+    _report(a.out, result)
+
+
+def cmd_evaluate(a):
+    from agekeras.training import evaluate
+
+    if a.dataset:
+        _check_names(dataset=a.dataset)
+    result = evaluate(a.run, dataset=a.dataset, data_dir=a.data_dir, split=a.split, checkpoint=a.checkpoint)
+    _report(a.run, result)
+
+
+def cmd_quickstart(a):
+    from agekeras.training import TrainConfig, train
+
+    if a.data_dir:
+        dataset, kwargs = "utkface", {}
+    else:
+        dataset, kwargs = "synthetic", {"n": 3000}
+    config = TrainConfig(
+        model="resnet18_dex", dataset=dataset, data_dir=a.data_dir, epochs=None, time_budget=a.minutes,
+        batch_size=64, image_size=64, lr=1e-3, optimizer="adam", out=a.out, dataset_kwargs=kwargs,
+        verbose=2,
+    )
+    print(f"agekeras quickstart: ResNet-18 + DEX on {dataset} at 64 px for {a.minutes:g} min -> {a.out}")
+    result = train(config)
+    _report(a.out, result)
+
+
+def _report(run_dir, result):
+    keys = ("mae", "rmse", "ca5", "median_predictor_mae", "gender_accuracy", "epsilon_error", "n")
+    summary = {k: round(v, 4) if isinstance(v, float) else v for k, v in result.items() if k in keys}
+    print(json.dumps(summary))
+    print(f"metrics:  {os.path.join(run_dir, 'metrics.json')}")
+    print(f"figures:  {os.path.join(run_dir, 'figures')}/ (curves.png, pred_vs_true.png, mae_by_age.png)")
+    print(f"model:    {os.path.join(run_dir, 'best.keras')}")
+
+
+def cmd_list(_):
+    from agekeras import datasets, models
+
+    print("models:")
+    for name in models.available():
+        e = models.entry(name)
+        print(f"  {name:28s} [{e.paper}] {e.description}")
+    print("datasets:")
+    for name in datasets.available():
+        print(f"  {name}")
+
+
+def main(argv=None):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = _parser().parse_args(argv)
+    {"train": cmd_train, "evaluate": cmd_evaluate, "quickstart": cmd_quickstart, "list": cmd_list}[args.command](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,469 @@
+"""`tf.data` input pipelines for `AgeDataset`: decode, resize, augment, batch.
+
+```python
+from agekeras.datasets.pipeline import make_tf_dataset
+
+train = make_tf_dataset(parts["train"], image_size=64, batch_size=128, training=True)
+val = make_tf_dataset(parts["val"], image_size=64, batch_size=128)
+model.fit(train, validation_data=val, epochs=10)
+```
+
+Each batch is `(x, y)`: `x` float32 images in [0, 255] of shape
+(batch, height, width, 3) -- or `{"image": ..., "landmarks": ...}` with
+`with_landmarks=True` -- and `y` a dict of label tensors (`age`, `gender`,
+`race`, `age_std`, `group`, with the sentinels of `agekeras.datasets.base`),
+or whatever `targets(y)` returns.
+
+The pipeline for a file-backed dataset:
+
+```
+file names + labels -> shuffle (training) -> read, decode, crop + resize
+  (parallel map) -> ignore_errors -> [cache] -> batch -> float32, augment,
+  targets (parallel map) -> prefetch
+```
+
+Design notes:
+
+* **Shuffling** happens on the file names, before decoding, so the shuffle
+  buffer holds strings and covers the whole dataset. With `cache`, the
+  shuffle moves after the cache (over decoded uint8 images), otherwise every
+  epoch would replay the first epoch's order from the cache.
+* **Geometry.** Images are resized so that the shorter side fits
+  `image_size` and centre-cropped to it (face crops are usually square, so
+  this is usually a plain resize). Downscaling uses area averaging (an
+  antialiasing box filter, several times faster than
+  `tf.image.resize(antialias=True)` and within about 1/255 of it);
+  upscaling uses bilinear interpolation. Images travel through the pipeline
+  as uint8 (rounded once after resizing) and become float32 per batch, which
+  makes caches and shuffle buffers 4x smaller.
+* **Fast JPEG decoding.** JPEG decoding dominates the cost. libjpeg can
+  decode at 1/2, 1/4 or 1/8 scale for much less work, so JPEGs are decoded
+  with the largest such `ratio` that still leaves the (cropped) image at
+  least as large as `image_size` (200 px UTKFace at 64 px: ratio 2, 100 px,
+  then resized), see `jpeg_decode_ratio`. The source size comes from the
+  JPEG header, read in the graph (`tf.image.extract_jpeg_shape`), so no pass
+  over the files is needed beforehand. Other formats (PNG, BMP, GIF,
+  grayscale, RGBA) go through `tf.io.decode_image(channels=3)` and come out
+  RGB.
+* **Landmarks** are (x, y) pixel coordinates with pixel centres at integer
+  coordinates (x = 0 is the centre of the first column), "left" meaning
+  image-left. They follow every step exactly: the reduced JPEG decode, the
+  crop, the resize and the augmentation flip.
+* **Bad files.** The readers validate every image up front
+  (`agekeras.datasets.validate`); that is where skipped files are counted
+  and reported. A file that breaks after validation (deleted, truncated,
+  rewritten) is dropped at run time by `Dataset.ignore_errors` with a
+  TensorFlow warning, and is not counted, so an epoch may be slightly
+  shorter than `steps_per_epoch` promises; it never crashes.
+* **Augmentation** uses Keras preprocessing layers on whole batches:
+  `RandomFlip("horizontal")`, `RandomRotation`, `RandomTranslation`,
+  `RandomZoom` and, optionally, `RandomBrightness` and `RandomContrast`
+  (defaults in `DEFAULT_AUGMENT`). Inside `tf.data` they run on the
+  TensorFlow backend whatever the Keras backend is. The three geometric
+  layers each resample every image, which costs more than decoding at 128 px
+  (see `benchmarks/input_pipeline.py`). With `with_landmarks=True` only
+  transforms whose effect on the landmarks is exact are allowed: a
+  per-sample horizontal flip (x mirrored, left/right eye and mouth corners
+  swapped so that "left" stays image-left) plus brightness and contrast.
+* **Determinism.** By default (`deterministic=None`) evaluation pipelines are
+  deterministic and training pipelines are not (parallel maps may reorder
+  elements, which is faster). With `deterministic=True` a training pipeline
+  is reproducible for a given `seed`, augmentation included: the augmentation
+  map then runs sequentially so that the layers' random draws happen in
+  order.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from agekeras.datasets.base import AgeDataset
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+DEFAULT_AUGMENT = {
+    "flip": True,
+    "rotation": 10 / 360,
+    "translation": 0.05,
+    "zoom": 0.1,
+    "brightness": 0.0,
+    "contrast": 0.0,
+}
+"""Default augmentation factors (Keras layer factors; rotation as a fraction of
+a full turn, so 10/360 is +-10 degrees). A factor of 0 disables a layer."""
+
+_GEOMETRIC = ("rotation", "translation", "zoom")
+# Landmark order: left eye, right eye, nose, left mouth corner, right mouth
+# corner. A horizontal flip turns each "left" point into the "right" one.
+_MIRRORED_LANDMARKS = (1, 0, 2, 4, 3)
+_JPEG_RATIOS = (1, 2, 4, 8)
+# With a file cache the data may not fit in memory: bound the shuffle buffer.
+_FILE_CACHE_SHUFFLE_BUFFER = 10_000
+# Rows resized per step when an in-memory dataset needs resizing up front.
+_RESIZE_CHUNK = 512
+
+
+def make_tf_dataset(
+    ds: AgeDataset,
+    *,
+    image_size: int | tuple = 128,
+    batch_size: int = 64,
+    training: bool = False,
+    seed: int = 0,
+    augment: bool | dict | None = None,
+    cache: bool | str = False,
+    with_landmarks: bool = False,
+    targets: Callable[[dict], Any] | None = None,
+    drop_remainder: bool = False,
+    repeat: bool = False,
+    deterministic: bool | None = None,
+    fast_decode: bool = True,
+) -> tf.data.Dataset:
+    """A batched `tf.data.Dataset` of `(x, y)` for `ds`.
+
+    Args:
+        ds: the dataset, file-backed (`ds.paths`) or in memory (`ds.images`).
+        image_size: output size, an int for square images or (height, width).
+            The shorter side is resized to fit and the rest centre-cropped.
+        batch_size: images per batch.
+        training: shuffle (seeded, reshuffled every epoch) and, by default,
+            augment.
+        seed: seeds the shuffle and the augmentation layers.
+        augment: `True` for `DEFAULT_AUGMENT`, a dict overriding some of its
+            factors (keys `flip`, `rotation`, `translation`, `zoom`,
+            `brightness`, `contrast`; 0 or False disables one), `False` for
+            none, or `None` for "`True` when `training`". With
+            `with_landmarks=True` only `flip`, `brightness` and `contrast`
+            are allowed.
+        cache: `True` caches the decoded, resized (not augmented) images in
+            memory after the first pass; a path caches them to files with
+            that prefix (use one path per dataset and image size). Ignored
+            for in-memory datasets.
+        with_landmarks: make `x` a dict `{"image": images, "landmarks":
+            (batch, 5, 2) float32 pixel coordinates in the output images}`.
+        targets: optional function applied to the label dict inside the
+            graph (it receives and returns tf tensors), e.g. to turn ages
+            into class indices with `class_index`.
+        drop_remainder: drop the last, smaller batch.
+        repeat: repeat forever (reshuffling each pass when `training`).
+        deterministic: keep the element order (and, when augmenting, the
+            random draws) reproducible; default `not training`.
+        fast_decode: decode large JPEGs at a reduced scale (see
+            `jpeg_decode_ratio`); `False` always decodes at full size.
+
+    Returns:
+        A `tf.data.Dataset` yielding `(x, y)` batches.
+    """
+    if len(ds) == 0:
+        raise ValueError(f"Dataset {ds.name!r} is empty.")
+    size = _image_size(image_size)
+    config = _augment_config(augment, training, with_landmarks)
+    deterministic = (not training) if deterministic is None else bool(deterministic)
+    labels = {
+        "age": ds.age.astype("float32"),
+        "gender": ds.gender.astype("int32"),
+        "race": ds.race.astype("int32"),
+        "age_std": ds.age_std.astype("float32"),
+        "group": ds.group.astype("int32"),
+    }
+
+    if ds.in_memory:
+        images, landmarks = _resize_array(ds.images, ds.landmarks, size)
+        dataset = tf.data.Dataset.from_tensor_slices((images, landmarks, labels))
+        shuffle_buffer = len(ds)
+    else:
+
+        def load(path, points, row_labels):
+            image, points = _load_image(path, points, size, fast_decode)
+            return image, points, row_labels
+
+        dataset = tf.data.Dataset.from_tensor_slices((ds.paths, ds.landmarks, labels))
+        if training and not cache:
+            dataset = dataset.shuffle(len(ds), seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.map(load, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+        dataset = dataset.ignore_errors(log_warning=True)
+        if cache:
+            filename = "" if cache is True else os.fspath(cache)
+            dataset = dataset.cache(filename)
+        shuffle_buffer = len(ds) if cache is True else min(len(ds), _FILE_CACHE_SHUFFLE_BUFFER)
+    if training and (ds.in_memory or cache):
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+    dataset = dataset.batch(
+        batch_size,
+        drop_remainder=drop_remainder,
+        num_parallel_calls=AUTOTUNE,
+        deterministic=deterministic,
+    )
+
+    augmenter = None if config is None else _make_augmenter(config, seed, with_landmarks, size)
+
+    def finish(images, points, batch_labels):
+        images = tf.cast(images, "float32")
+        if augmenter is not None:
+            images, points = augmenter(images, points)
+        x = {"image": images, "landmarks": points} if with_landmarks else images
+        y = batch_labels if targets is None else targets(batch_labels)
+        return x, y
+
+    # Keras layers draw from stateful seed generators: to make the draws
+    # reproducible they must happen in batch order, i.e. sequentially.
+    sequential = augmenter is not None and deterministic
+    dataset = dataset.map(
+        finish,
+        num_parallel_calls=None if sequential else AUTOTUNE,
+        deterministic=deterministic,
+    )
+    dataset = dataset.prefetch(AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    return dataset.with_options(options)
+
+
+def jpeg_decode_ratio(source_shape, image_size) -> tf.Tensor:
+    """The JPEG decode `ratio` used for a source of shape `source_shape`.
+
+    libjpeg decodes at 1/2, 1/4 or 1/8 scale much faster than at full size.
+    The ratio chosen is the largest of 1, 2, 4, 8 that keeps the part of the
+    image kept by the centre crop at least `image_size` large, so the final
+    resize still only downscales.
+
+    Args:
+        source_shape: (height, width, ...) of the full-size image, e.g. from
+            `tf.image.extract_jpeg_shape`.
+        image_size: target size, an int or (height, width).
+
+    Returns:
+        An int32 scalar tensor: 1, 2, 4 or 8.
+    """
+    return tf.gather(_JPEG_RATIOS, _jpeg_ratio_index(source_shape, _image_size(image_size)))
+
+
+def class_index(age, age_min, num_classes):
+    """Age in years -> class index for a classification head.
+
+    Rounds to the nearest integer age (halves to even, like `np.round`),
+    subtracts `age_min` and clips to [0, num_classes - 1].
+
+    Args:
+        age: ages, a tensor or array of any shape.
+        age_min: the age of class 0.
+        num_classes: number of classes.
+
+    Returns:
+        int32 tensor of the same shape as `age`.
+    """
+    index = tf.round(tf.cast(age, "float32")) - float(age_min)
+    return tf.cast(tf.clip_by_value(index, 0.0, float(num_classes - 1)), "int32")
+
+
+def steps_per_epoch(n, batch_size, drop_remainder=False):
+    """Batches in one pass over `n` rows.
+
+    Args:
+        n: number of rows.
+        batch_size: rows per batch.
+        drop_remainder: whether the last, smaller batch is dropped.
+
+    Returns:
+        The number of batches, an int.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive; got {batch_size}.")
+    return n // batch_size if drop_remainder else math.ceil(n / batch_size)
+
+
+def _image_size(image_size):
+    if isinstance(image_size, (int, np.integer)):
+        size = (int(image_size), int(image_size))
+    else:
+        size = tuple(int(s) for s in image_size)
+    if len(size) != 2 or min(size) < 1:
+        raise ValueError(f"image_size must be an int or (height, width); got {image_size!r}.")
+    return size
+
+
+def _augment_config(augment, training, with_landmarks):
+    """The augmentation factors to use, or None for no augmentation."""
+    if augment is None:
+        augment = training
+    if augment is False:
+        return None
+    config = dict(DEFAULT_AUGMENT)
+    if with_landmarks:
+        config.update({key: 0.0 for key in _GEOMETRIC})
+    if isinstance(augment, dict):
+        unknown = set(augment) - set(config)
+        if unknown:
+            raise ValueError(
+                f"Unknown augmentation keys {sorted(unknown)}; expected some of {sorted(config)}."
+            )
+        if with_landmarks and any(augment.get(key) for key in _GEOMETRIC):
+            raise ValueError(
+                "With `with_landmarks=True` only `flip`, `brightness` and `contrast` "
+                f"augmentation is supported; got {augment}."
+            )
+        config.update(augment)
+    elif augment is not True:
+        raise TypeError(f"augment must be a bool, a dict or None; got {augment!r}.")
+    return config if any(config.values()) else None
+
+
+def _jpeg_ratio_index(source_shape, size):
+    """Index into `_JPEG_RATIOS` of the decode ratio (see `jpeg_decode_ratio`)."""
+    source = tf.cast(tf.convert_to_tensor(source_shape)[:2], "float32")
+    fit = tf.minimum(source[0] / size[0], source[1] / size[1])
+    return tf.reduce_sum(tf.cast(fit >= tf.constant(_JPEG_RATIOS[1:], "float32"), "int32"))
+
+
+def _decode(contents, size, fast_decode):
+    """Decodes an image file's bytes to uint8 RGB.
+
+    Returns:
+        The image (h, w, 3) and the decode ratio (float32 scalar): the image
+        is the original downscaled by that factor.
+    """
+
+    def decode_any():
+        image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+        image.set_shape([None, None, 3])
+        return image
+
+    def decode_jpeg(ratio):
+        return lambda: tf.io.decode_jpeg(
+            contents, channels=3, ratio=ratio, dct_method="INTEGER_FAST"
+        )
+
+    # Branch 0 decodes any format; branch 1 + i decodes a JPEG at ratio i.
+    is_jpeg = tf.io.is_jpeg(contents)
+    if fast_decode:
+        branch = tf.cond(
+            is_jpeg,
+            lambda: 1 + _jpeg_ratio_index(tf.image.extract_jpeg_shape(contents), size),
+            lambda: tf.constant(0),
+        )
+    else:
+        branch = tf.cast(is_jpeg, "int32")
+    image = tf.switch_case(branch, [decode_any] + [decode_jpeg(r) for r in _JPEG_RATIOS])
+    ratio = tf.gather(tf.constant((1,) + _JPEG_RATIOS, "float32"), branch)
+    return image, ratio
+
+
+def _load_image(path, landmarks, size, fast_decode):
+    """Reads, decodes and resizes one file; moves its landmarks along."""
+    image, ratio = _decode(tf.io.read_file(path), size, fast_decode)
+    # Work in continuous coordinates (pixel i spans [i, i + 1)), where
+    # scaling by the decode ratio and resizing are plain multiplications.
+    points = (landmarks + 0.5) / ratio
+    image, points = _crop_resize(image, points, size)
+    return image, points - 0.5
+
+
+def _crop_resize(images, points, size):
+    """Centre-crops to the aspect of `size`, then resizes to `size`.
+
+    Args:
+        images: uint8 image (h, w, 3) or batch (n, h, w, 3).
+        points: (..., 2) continuous (x, y) coordinates in `images`.
+        size: (height, width).
+
+    Returns:
+        uint8 images of spatial size `size`, and `points` in their coordinates.
+    """
+    height, width = size
+    shape = tf.shape(images)
+    source_h = tf.cast(shape[-3], "float32")
+    source_w = tf.cast(shape[-2], "float32")
+    scale = tf.maximum(height / source_h, width / source_w)
+    crop_h = tf.minimum(tf.round(height / scale), source_h)
+    crop_w = tf.minimum(tf.round(width / scale), source_w)
+    top = tf.floor((source_h - crop_h) / 2)
+    left = tf.floor((source_w - crop_w) / 2)
+    y0, y1 = tf.cast(top, "int32"), tf.cast(top + crop_h, "int32")
+    x0, x1 = tf.cast(left, "int32"), tf.cast(left + crop_w, "int32")
+    images = images[..., y0:y1, x0:x1, :]
+    # Area averaging is the cheap antialiased downscale; bilinear upscales.
+    resized = tf.cond(
+        scale < 1.0,
+        lambda: tf.image.resize(images, size, method="area"),
+        lambda: tf.image.resize(images, size, method="bilinear"),
+    )
+    images = tf.saturate_cast(tf.round(resized), "uint8")
+    points = (points - tf.stack([left, top])) * tf.stack([width / crop_w, height / crop_h])
+    return images, points
+
+
+def _resize_array(images, landmarks, size):
+    """Resizes an in-memory uint8 array (n, h, w, 3) to `size` once, up front."""
+    if tuple(images.shape[1:3]) == size:
+        return images, landmarks
+    out_images = np.empty((len(images), *size, 3), dtype="uint8")
+    out_points = np.empty_like(landmarks)
+    for start in range(0, len(images), _RESIZE_CHUNK):
+        rows = slice(start, start + _RESIZE_CHUNK)
+        resized, points = _crop_resize(images[rows], landmarks[rows] + 0.5, size)
+        out_images[rows] = resized.numpy()
+        out_points[rows] = points.numpy() - 0.5
+    return out_images, out_points
+
+
+def _make_augmenter(config, seed, with_landmarks, size):
+    """A function `(images, landmarks) -> (images, landmarks)` on float32 batches.
+
+    The Keras layers are created once, here, with seeds derived from `seed`.
+    """
+    photometric = []
+    if config["brightness"]:
+        photometric.append(
+            keras.layers.RandomBrightness(config["brightness"], value_range=(0, 255), seed=seed + 4)
+        )
+    if config["contrast"]:
+        photometric.append(
+            keras.layers.RandomContrast(config["contrast"], value_range=(0, 255), seed=seed + 5)
+        )
+
+    if with_landmarks:
+        return _landmark_augmenter(config["flip"], photometric, seed, size[1])
+
+    layers = []
+    if config["flip"]:
+        layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
+    if config["rotation"]:
+        layers.append(keras.layers.RandomRotation(config["rotation"], seed=seed + 1))
+    if config["translation"]:
+        factor = config["translation"]
+        layers.append(keras.layers.RandomTranslation(factor, factor, seed=seed + 2))
+    if config["zoom"]:
+        layers.append(keras.layers.RandomZoom(config["zoom"], seed=seed + 3))
+    pipeline = keras.layers.Pipeline(layers + photometric)
+
+    def augment(images, landmarks):
+        return pipeline(images, training=True), landmarks
+
+    return augment
+
+
+def _landmark_augmenter(flip, photometric, seed, width):
+    """Flip (moving the landmarks) and photometric changes, per sample."""
+    generator = tf.random.Generator.from_seed(seed) if flip else None
+    colour = keras.layers.Pipeline(photometric) if photometric else None
+
+    def augment(images, landmarks):
+        if generator is not None:
+            coin = generator.uniform([tf.shape(images)[0]]) < 0.5
+            mirrored = tf.gather(landmarks, _MIRRORED_LANDMARKS, axis=1)
+            mirrored = tf.stack([width - 1.0 - mirrored[..., 0], mirrored[..., 1]], axis=-1)
+            images = tf.where(coin[:, None, None, None], tf.reverse(images, axis=[2]), images)
+            landmarks = tf.where(coin[:, None, None], mirrored, landmarks)
+        if colour is not None:
+            images = colour(images, training=True)
+        return images, landmarks
+
+    return augment

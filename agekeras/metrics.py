@@ -1,0 +1,158 @@
+"""Age-estimation metrics, as NumPy functions and as Keras metrics.
+
+| metric | function (NumPy) | Keras metric |
+|---|---|---|
+| MAE | `mae` | `keras.metrics.MeanAbsoluteError` |
+| RMSE | `rmse` | `keras.metrics.RootMeanSquaredError` |
+| CA(n) (DAA paper) | `cumulative_accuracy` | `CumulativeAccuracy(n)` |
+| epsilon-error (ChaLearn LAP) | `epsilon_error` | `EpsilonError` |
+| exact / 1-off group accuracy (Adience) | `group_accuracy` | `GroupAccuracy(off)` |
+| gender accuracy | `gender_accuracy` | `keras.metrics.SparseCategoricalAccuracy` |
+
+The Keras metrics are `keras.metrics.MeanMetricWrapper`s around `keras.ops`
+versions of the same formulas, so the NumPy functions are their reference.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+# Adience's eight age groups, as (low, high) inclusive ages.
+ADIENCE_GROUPS = ((0, 2), (4, 6), (8, 13), (15, 20), (25, 32), (38, 43), (48, 53), (60, 100))
+
+
+def _np(a):
+    return np.asarray(a, dtype="float64").reshape(-1)
+
+
+def mae(y_true, y_pred):
+    """Mean absolute error in years."""
+    return float(np.mean(np.abs(_np(y_true) - _np(y_pred))))
+
+
+def rmse(y_true, y_pred):
+    """Root mean squared error in years."""
+    return float(np.sqrt(np.mean((_np(y_true) - _np(y_pred)) ** 2)))
+
+
+def cumulative_accuracy(y_true, y_pred, n):
+    """CA(n): the share of faces whose absolute error is below n years.
+
+    The DAA paper defines CA(n) = K_n / K with K_n the number of test images
+    whose absolute error is smaller than n; we follow it literally (strict
+    "<"). Other papers' CS(l) uses "<= l": `cumulative_accuracy(t, p, l + 1e-9)`.
+    """
+    return float(np.mean(np.abs(_np(y_true) - _np(y_pred)) < n))
+
+
+def epsilon_error(y_pred, mean, std):
+    """ChaLearn LAP epsilon-error: mean of 1 - exp(-(x - mu)^2 / (2 sigma^2)).
+
+    Args:
+        y_pred: predicted ages; mean, std: the apparent-age mean and standard
+            deviation of each face's annotations.
+    """
+    x, mu, sd = _np(y_pred), _np(mean), _np(std)
+    return float(np.mean(1.0 - np.exp(-((x - mu) ** 2) / (2.0 * sd**2))))
+
+
+def age_to_group(ages, groups=ADIENCE_GROUPS):
+    """Index of the nearest group for each age (ages between groups go to
+    the closer edge; Adience's gaps, e.g. 3 or 14, are thereby assigned)."""
+    ages = _np(ages)
+    lows = np.array([g[0] for g in groups], dtype="float64")
+    highs = np.array([g[1] for g in groups], dtype="float64")
+    dist = np.maximum(lows[None] - ages[:, None], 0) + np.maximum(ages[:, None] - highs[None], 0)
+    return np.argmin(dist, axis=1).astype("int32")
+
+
+def group_accuracy(group_true, group_pred, off=0):
+    """Exact (`off=0`) or one-off (`off=1`) group accuracy (Adience protocol)."""
+    gt = np.asarray(group_true).reshape(-1).astype("int64")
+    gp = np.asarray(group_pred).reshape(-1).astype("int64")
+    return float(np.mean(np.abs(gt - gp) <= off))
+
+
+def gender_accuracy(gender_true, gender_pred):
+    """Accuracy over faces with a known gender (labels < 0 are ignored).
+
+    `gender_pred` may be labels `(n,)` or probabilities `(n, 2)`.
+    """
+    gt = np.asarray(gender_true).reshape(-1)
+    gp = np.asarray(gender_pred)
+    if gp.ndim == 2:
+        gp = gp.argmax(-1)
+    known = gt >= 0
+    if not known.any():
+        return float("nan")
+    return float(np.mean(gt[known] == gp.reshape(-1)[known]))
+
+
+def age_metrics(y_true, y_pred, ca=(3, 5, 7)):
+    """Dictionary of MAE, RMSE and CA(n) for n in `ca` (JSON-ready)."""
+    out = {"mae": mae(y_true, y_pred), "rmse": rmse(y_true, y_pred), "n": int(len(_np(y_true)))}
+    for n in ca:
+        out[f"ca{n}"] = cumulative_accuracy(y_true, y_pred, n)
+    return out
+
+
+# ----- Keras metrics ----------------------------------------------------------
+
+
+def _ca(n):
+    def fn(y_true, y_pred):
+        err = ops.abs(ops.reshape(ops.cast(y_true, "float32"), (-1,)) - ops.reshape(ops.cast(y_pred, "float32"), (-1,)))
+        return ops.cast(err < n, "float32")
+
+    return fn
+
+
+@keras.saving.register_keras_serializable(package="agekeras")
+class CumulativeAccuracy(keras.metrics.MeanMetricWrapper):
+    """CA(n) as a Keras metric: `y_true` ages, `y_pred` predicted ages."""
+
+    def __init__(self, n=5, name=None, dtype=None):
+        super().__init__(_ca(n), name=name or f"ca{n}", dtype=dtype)
+        self.n = n
+
+    def get_config(self):
+        return {"n": self.n, "name": self.name, "dtype": self.dtype}
+
+
+def _eps(y_true, y_pred):
+    y_true = ops.reshape(ops.cast(y_true, "float32"), (-1, 2))
+    x = ops.reshape(ops.cast(y_pred, "float32"), (-1,))
+    mu, sd = y_true[:, 0], y_true[:, 1]
+    return 1.0 - ops.exp(-ops.square(x - mu) / (2.0 * ops.square(sd)))
+
+
+@keras.saving.register_keras_serializable(package="agekeras")
+class EpsilonError(keras.metrics.MeanMetricWrapper):
+    """LAP epsilon-error: `y_true` is `(batch, 2)` = (apparent mean, std)."""
+
+    def __init__(self, name="epsilon_error", dtype=None):
+        super().__init__(_eps, name=name, dtype=dtype)
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype}
+
+
+def _group_acc(off):
+    def fn(y_true, y_pred):
+        gt = ops.reshape(ops.cast(y_true, "int32"), (-1,))
+        gp = ops.cast(ops.argmax(y_pred, axis=-1), "int32")
+        return ops.cast(ops.abs(gt - gp) <= off, "float32")
+
+    return fn
+
+
+@keras.saving.register_keras_serializable(package="agekeras")
+class GroupAccuracy(keras.metrics.MeanMetricWrapper):
+    """Exact (`off=0`) or one-off (`off=1`) accuracy from group probabilities."""
+
+    def __init__(self, off=0, name=None, dtype=None):
+        super().__init__(_group_acc(off), name=name or ("exact_acc" if off == 0 else f"{off}off_acc"), dtype=dtype)
+        self.off = off
+
+    def get_config(self):
+        return {"off": self.off, "name": self.name, "dtype": self.dtype}

@@ -1,0 +1,156 @@
+"""Baselines shared by the papers: ResNet-18/34/50 with DEX, CORAL or
+regression heads, at any input size, random init offline.
+
+- ResNet-18/34 use keras-cv's generic `ResNetBackbone` (basic blocks,
+  stackwise blocks 2-2-2-2 and 3-4-6-3). keras-cv has no ImageNet weights for
+  them, and its `ResNet18Backbone()`/`from_preset` shortcuts try to download
+  even for random init, so we call the generic constructor.
+- ResNet-50 uses `keras.applications.ResNet50V2` (pre-activation ResNet-50),
+  whose ImageNet weights expect inputs in [-1, 1], the same scaling as the
+  other backbones here; `pretrained=True` downloads them (online only: never in
+  tests).
+
+Every model takes float images in [0, 255] and scales them to [-1, 1] with a
+`Rescaling` layer, pools the last feature map globally (layer "embedding"),
+and ends with a head in float32 (mixed-precision safe).
+"""
+
+import keras
+
+from agekeras.layers import CORALDecode, CORALHead, DEXHead
+from agekeras.models.registry import register
+
+RESNET_BLOCKS = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3]}
+
+
+def resnet_backbone(depth, input_shape, pretrained=False, name=None):
+    """A ResNet feature extractor `(H, W, 3) in [-1, 1] -> (h, w, C)`.
+
+    Args:
+        depth: 18, 34 or 50.
+        input_shape: `(H, W, 3)`; any size >= 32.
+        pretrained: ImageNet weights (ResNet-50 only; needs internet).
+        name: model name.
+    """
+    if depth in RESNET_BLOCKS:
+        if pretrained:
+            raise ValueError(
+                "No ImageNet weights are available for ResNet-18/34 in keras-cv; "
+                "use depth=50 or pretrained=False."
+            )
+        import keras_cv
+
+        return keras_cv.models.ResNetBackbone(
+            stackwise_filters=[64, 128, 256, 512],
+            stackwise_blocks=RESNET_BLOCKS[depth],
+            stackwise_strides=[1, 2, 2, 2],
+            block_type="basic_block",
+            include_rescaling=False,
+            input_shape=tuple(input_shape),
+            name=name or f"resnet{depth}_backbone",
+        )
+    if depth == 50:
+        return keras.applications.ResNet50V2(
+            include_top=False,
+            weights="imagenet" if pretrained else None,
+            input_shape=tuple(input_shape),
+            name=name or "resnet50_backbone",
+        )
+    raise ValueError(f"depth must be 18, 34 or 50, got {depth}")
+
+
+def age_model(features_fn, *, input_shape, head, num_classes, age_min, dropout=0.0, name, gender=False):
+    """Wrap a feature extractor with input scaling, pooling and an age head.
+
+    Args:
+        features_fn: callable `(scaled images) -> feature map (B, h, w, C)`.
+        input_shape: `(H, W, 3)`.
+        head: "dex", "coral", "regression" or "classification" (softmax only,
+            the predicted age is the arg-max class).
+        num_classes: number of age classes K (ages age_min..age_min+K-1).
+        age_min: age of class 0.
+        dropout: dropout rate before the head.
+        name: model name.
+        gender: add a "gender_probs" output.
+
+    Returns:
+        A `keras.Model` with dict outputs (see `agekeras.models.outputs`).
+    """
+    inputs = keras.Input(tuple(input_shape), name="image")
+    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale")(inputs)
+    x = features_fn(x)
+    x = keras.layers.GlobalAveragePooling2D(name="embedding")(x)
+    return keras.Model(inputs, age_outputs(x, head, num_classes, age_min, dropout, gender), name=name)
+
+
+def age_outputs(x, head, num_classes, age_min, dropout=0.0, gender=False):
+    """The conventional output dict for features `x` `(B, d)` (see `age_model`)."""
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    outputs = {}
+    if head == "dex":
+        probs, age = DEXHead(num_classes, age_min=age_min, dtype="float32", name="dex_head")(x)
+        outputs.update(age_probs=probs, age=age)
+    elif head == "coral":
+        logits = CORALHead(num_classes, dtype="float32", name="coral_head")(x)
+        outputs.update(age_logits=logits, age=CORALDecode(age_min, dtype="float32", name="coral_age")(logits))
+    elif head == "classification":
+        probs, _ = DEXHead(num_classes, age_min=age_min, dtype="float32", name="cls_head")(x)
+        outputs.update(age_probs=probs, age=ArgmaxAge(age_min, dtype="float32", name="argmax_age")(probs))
+    elif head == "regression":
+        y = keras.layers.Dense(1, dtype="float32", name="age_dense")(x)
+        outputs.update(age=keras.layers.Reshape((), name="age_reshape")(y))
+    else:
+        raise ValueError(f"head must be dex, coral, classification or regression; got {head!r}")
+    if gender:
+        outputs["gender_probs"] = keras.layers.Dense(2, activation="softmax", dtype="float32", name="gender_head")(x)
+    return outputs
+
+
+@keras.saving.register_keras_serializable(package="agekeras")
+class ArgmaxAge(keras.layers.Layer):
+    """Age of the most probable class: `age_min + argmax(probs)` (float)."""
+
+    def __init__(self, age_min=0, **kwargs):
+        super().__init__(**kwargs)
+        self.age_min = age_min
+
+    def call(self, probs):
+        idx = keras.ops.argmax(probs, axis=-1)
+        return keras.ops.cast(idx, self.compute_dtype) + keras.ops.cast(self.age_min, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1])
+
+    def get_config(self):
+        return {**super().get_config(), "age_min": self.age_min}
+
+
+def _resnet(depth, head):
+    def build(input_shape=(64, 64, 3), num_classes=101, age_min=0, dropout=0.0, pretrained=False, gender=False):
+        backbone = resnet_backbone(depth, input_shape, pretrained=pretrained)
+        return age_model(
+            backbone,
+            input_shape=input_shape,
+            head=head,
+            num_classes=num_classes,
+            age_min=age_min,
+            dropout=dropout,
+            gender=gender,
+            name=f"resnet{depth}_{head}",
+        )
+
+    build.__doc__ = (
+        f"ResNet-{depth} with a {head.upper() if head != 'regression' else 'regression'} head "
+        f"(Args: input_shape, num_classes, age_min, dropout, pretrained, gender)."
+    )
+    return build
+
+
+for _depth in (18, 34, 50):
+    for _head in ("dex", "coral", "regression"):
+        register(
+            f"resnet{_depth}_{_head}",
+            description=f"ResNet-{_depth} + {_head} head (baseline)",
+            losses=None,
+        )(_resnet(_depth, _head))

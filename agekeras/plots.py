@@ -1,0 +1,505 @@
+"""Figures for the notebooks and the training reports.
+
+Every function builds a `matplotlib.figure.Figure` directly (no `pyplot`), so
+nothing depends on a global backend or on pyplot's "current figure": scripts
+and tests render with Agg when saving, and notebooks display the returned
+figure. Every function takes:
+
+- `ax`: draw into an existing `Axes` (or, where a figure has several panels,
+  a sequence of them) instead of a new figure; the figure returned is then
+  the one `ax` belongs to.
+- `save_to`: a path; when given, the figure is also written there as a PNG at
+  120 dpi, creating parent folders.
+
+| function | shows |
+|---|---|
+| `plot_history` | training curves from `CSVLogger` files or history dicts |
+| `plot_tsne` | a t-SNE map of embeddings coloured by age |
+| `plot_predictions` | predicted vs true age |
+| `plot_error_by_age` | MAE per age bracket (numbers from `error_by_age`) |
+| `plot_image_grid` | faces with optional boxes and landmark points |
+| `plot_curve` | a few named curves over one x axis |
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import pathlib
+from collections.abc import Mapping
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
+
+from agekeras.metrics import mae
+
+DEFAULT_AGE_BINS = (0, 10, 20, 30, 40, 50, 60, 70, 80, 120)
+SAVE_DPI = 120
+
+
+def _new_axes(ax, figsize):
+    """Returns `(figure, axes)`: a fresh single-panel figure when `ax` is None."""
+    if ax is None:
+        fig = Figure(figsize=figsize, layout="constrained")
+        return fig, fig.add_subplot()
+    return _root_figure(ax), ax
+
+
+def _root_figure(ax):
+    fig = ax.figure
+    return fig if isinstance(fig, Figure) else fig.figure  # SubFigure -> Figure
+
+
+def _panel_axes(ax, n, figsize):
+    """Returns `(figure, [axes] * n)`: one panel per item, new or given."""
+    if ax is None:
+        fig = Figure(figsize=figsize, layout="constrained")
+        return fig, [fig.add_subplot(1, n, i + 1) for i in range(n)]
+    axes = [ax] if isinstance(ax, Axes) else list(ax)
+    if len(axes) != n:
+        raise ValueError(f"Expected {n} axes, got {len(axes)}.")
+    return _root_figure(axes[0]), axes
+
+
+def _save(fig, save_to):
+    if save_to is not None:
+        path = pathlib.Path(save_to)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=SAVE_DPI, format="png")
+    return fig
+
+
+def _flat(a):
+    return np.asarray(a, dtype="float64").reshape(-1)
+
+
+# ----- training history ----------------------------------------------------------
+
+
+def _read_history(source):
+    """A history as a dict of column -> list, from a path, dict or `History`."""
+    source = getattr(source, "history", source)  # keras.callbacks.History
+    if isinstance(source, Mapping):
+        return dict(source)
+    with open(source, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"{source}: no epochs in the history file.")
+    return {key: [row[key] for row in rows] for key in rows[0]}
+
+
+def _column(history, key):
+    return np.array([math.nan if v in ("", None) else float(v) for v in history[key]])
+
+
+def _default_labels(sources):
+    names = []
+    for i, source in enumerate(sources):
+        if isinstance(source, (str, os.PathLike)):
+            names.append(pathlib.Path(source))
+        else:
+            names.append(f"run {i + 1}")
+    stems = [n.stem if isinstance(n, pathlib.Path) else n for n in names]
+    if len(set(stems)) == len(stems):
+        return stems
+    return [f"{n.parent.name}/{n.stem}" if isinstance(n, pathlib.Path) else n for n in names]
+
+
+def plot_history(histories, metrics=("loss",), labels=None, *, ax=None, save_to=None):
+    """Training curves of one or several runs, one panel per metric.
+
+    Each run gets one colour: its training curve is solid and its
+    validation curve (`val_<metric>`) dashed. The x axis is the 1-based epoch:
+    an `epoch` column, as `keras.callbacks.CSVLogger` writes it, is taken as
+    0-based; without one, rows are epochs 1, 2, ...
+
+    Args:
+        histories: one run or a list of runs. A run is the path of a
+            `CSVLogger` file, a dict of lists (`History.history`) or a
+            `keras.callbacks.History`.
+        metrics: metric name or names to plot, e.g. `("loss", "mae")`.
+        labels: legend label per run. Defaults to the file stems (with the
+            parent folder when stems repeat) or "run 1", "run 2", ...
+        ax: an `Axes` (one metric) or a sequence of one `Axes` per metric.
+        save_to: optional PNG path.
+
+    Returns:
+        The `Figure`.
+
+    Example:
+
+    >>> fig = plot_history(["runs/a/history.csv", "runs/b/history.csv"],
+    ...                    metrics=("loss", "mae"), labels=["DEX", "MV"])
+    """
+    if isinstance(histories, (str, os.PathLike, Mapping)) or hasattr(histories, "history"):
+        histories = [histories]
+    histories = list(histories)
+    metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)
+    if not metrics:
+        raise ValueError("No metrics to plot.")
+    labels = _default_labels(histories) if labels is None else list(labels)
+    if len(labels) != len(histories):
+        raise ValueError(f"Got {len(labels)} labels for {len(histories)} runs.")
+    runs = [_read_history(h) for h in histories]
+
+    fig, axes = _panel_axes(ax, len(metrics), figsize=(4.5 * len(metrics), 3.5))
+    for metric, panel in zip(metrics, axes):
+        for i, (run, label) in enumerate(zip(runs, labels)):
+            keys = [k for k in (metric, f"val_{metric}") if k in run]
+            if not keys:
+                raise KeyError(f"Run {label!r} has no {metric!r} column; it has {sorted(run)}.")
+            n = len(run[keys[0]])
+            epochs = _column(run, "epoch") + 1 if "epoch" in run else np.arange(1, n + 1)
+            for key in keys:
+                val = key != metric
+                panel.plot(
+                    epochs,
+                    _column(run, key),
+                    color=f"C{i % 10}",
+                    linestyle="--" if val else "-",
+                    label=f"{label} (val)" if val else label,
+                )
+        panel.xaxis.set_major_locator(MaxNLocator(integer=True))
+        panel.set_xlabel("epoch")
+        panel.set_ylabel(metric)
+        panel.set_title(metric)
+        panel.legend(fontsize="small")
+    return _save(fig, save_to)
+
+
+# ----- embeddings and predictions -------------------------------------------------
+
+
+def plot_tsne(
+    embeddings,
+    ages,
+    *,
+    perplexity=30,
+    seed=0,
+    max_points=2000,
+    title=None,
+    ax=None,
+    save_to=None,
+):
+    """A 2-D t-SNE map of embeddings, coloured by age.
+
+    Uses `sklearn.manifold.TSNE(init="pca", random_state=seed)`. With more
+    than `max_points` rows, a seeded random subset of `max_points` rows (in
+    their original order) is embedded. `perplexity` is lowered to
+    `(n - 1) / 3` for small `n` so that tiny sets still run.
+
+    The returned figure carries the result: `fig.agekeras_coords` is the
+    `(m, 2)` array of t-SNE coordinates and `fig.agekeras_index` the `(m,)`
+    row indices into `embeddings` they belong to.
+
+    Args:
+        embeddings: array `(n, d)` (e.g. a model's penultimate features).
+        ages: array `(n,)` of ages for the colours.
+        perplexity: t-SNE perplexity.
+        seed: seed of the subsample and of t-SNE.
+        max_points: most rows to embed.
+        title: axes title; defaults to "t-SNE of <m> embeddings".
+        ax: optional `Axes` to draw into.
+        save_to: optional PNG path.
+
+    Returns:
+        The `Figure`, with `agekeras_coords` and `agekeras_index` attached.
+
+    Example:
+
+    >>> fig = plot_tsne(features, ages, seed=0)
+    >>> fig.agekeras_coords.shape
+    (2000, 2)
+    """
+    from sklearn.manifold import TSNE
+
+    embeddings = np.asarray(embeddings, dtype="float32")
+    embeddings = embeddings.reshape(len(embeddings), -1)
+    ages = _flat(ages)
+    if len(ages) != len(embeddings):
+        raise ValueError(f"{len(embeddings)} embeddings but {len(ages)} ages.")
+    index = np.arange(len(embeddings))
+    if len(index) > max_points:
+        rng = np.random.default_rng(seed)
+        index = np.sort(rng.choice(len(index), size=max_points, replace=False))
+    if len(index) < 4:
+        raise ValueError(f"t-SNE needs at least 4 points, got {len(index)}.")
+    tsne = TSNE(
+        n_components=2,
+        perplexity=min(float(perplexity), (len(index) - 1) / 3),
+        init="pca",
+        random_state=seed,
+    )
+    coords = tsne.fit_transform(embeddings[index])
+
+    fig, ax = _new_axes(ax, figsize=(6, 5))
+    points = ax.scatter(coords[:, 0], coords[:, 1], c=ages[index], cmap="viridis", s=8)
+    fig.colorbar(points, ax=ax, label="age")
+    ax.set_title(title or f"t-SNE of {len(index)} embeddings")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.agekeras_coords = coords
+    fig.agekeras_index = index
+    return _save(fig, save_to)
+
+
+def plot_predictions(y_true, y_pred, *, ax=None, save_to=None):
+    """Predicted against true age, with the y = x line and the MAE in the title.
+
+    Args:
+        y_true: true ages, any shape with `n` elements.
+        y_pred: predicted ages, same number of elements.
+        ax: optional `Axes` to draw into.
+        save_to: optional PNG path.
+
+    Returns:
+        The `Figure`.
+
+    Example:
+
+    >>> fig = plot_predictions(test_ages, model.predict(test_images))
+    """
+    y_true, y_pred = _flat(y_true), _flat(y_pred)
+    fig, ax = _new_axes(ax, figsize=(5, 5))
+    ax.scatter(y_true, y_pred, s=6, alpha=0.5)
+    lo = min(y_true.min(), y_pred.min())
+    hi = max(y_true.max(), y_pred.max())
+    ax.plot([lo, hi], [lo, hi], color="k", linewidth=1, label="y = x")
+    ax.set_xlabel("true age")
+    ax.set_ylabel("predicted age")
+    ax.set_aspect("equal")
+    ax.set_title(f"MAE = {mae(y_true, y_pred):.2f} years (n = {len(y_true)})")
+    ax.legend(loc="upper left")
+    return _save(fig, save_to)
+
+
+def error_by_age(y_true, y_pred, bins=DEFAULT_AGE_BINS):
+    """MAE per age bracket of the true age.
+
+    Brackets are half-open, `[bins[i], bins[i + 1])`; faces whose true age
+    lies outside `[bins[0], bins[-1])` are not counted.
+
+    Args:
+        y_true: true ages.
+        y_pred: predicted ages.
+        bins: increasing bracket edges.
+
+    Returns:
+        A JSON-ready list with one dict per bracket:
+        `{"bracket": "20-30", "n": count, "mae": MAE or None when empty}`.
+
+    Example:
+
+    >>> rows = error_by_age([5, 25, 27], [7, 20, 30], bins=(0, 10, 20, 30))
+    >>> [(r["bracket"], r["n"], r["mae"]) for r in rows]
+    [('0-10', 1, 2.0), ('10-20', 0, None), ('20-30', 2, 4.0)]
+    """
+    y_true, y_pred = _flat(y_true), _flat(y_pred)
+    if len(y_true) != len(y_pred):
+        raise ValueError(f"{len(y_true)} true ages but {len(y_pred)} predictions.")
+    edges = list(bins)
+    if len(edges) < 2 or np.any(np.diff(edges) <= 0):
+        raise ValueError(f"bins must be at least two increasing edges, got {bins}.")
+    out = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        inside = (y_true >= lo) & (y_true < hi)
+        n = int(inside.sum())
+        out.append(
+            {
+                "bracket": f"{lo:g}-{hi:g}",
+                "n": n,
+                "mae": mae(y_true[inside], y_pred[inside]) if n else None,
+            }
+        )
+    return out
+
+
+def plot_error_by_age(y_true, y_pred, bins=DEFAULT_AGE_BINS, *, ax=None, save_to=None):
+    """Bar chart of the MAE per age bracket, each bar annotated with its count.
+
+    Empty brackets get a zero-height bar labelled "n=0". The title gives the
+    MAE over all faces.
+
+    Args:
+        y_true: true ages.
+        y_pred: predicted ages.
+        bins: increasing bracket edges (see `error_by_age`).
+        ax: optional `Axes` to draw into.
+        save_to: optional PNG path.
+
+    Returns:
+        The `Figure`.
+
+    Example:
+
+    >>> fig = plot_error_by_age(test_ages, predictions, save_to="runs/dex/error_by_age.png")
+    """
+    rows = error_by_age(y_true, y_pred, bins)
+    fig, ax = _new_axes(ax, figsize=(7, 3.5))
+    bars = ax.bar(
+        [r["bracket"] for r in rows],
+        [0.0 if r["mae"] is None else r["mae"] for r in rows],
+    )
+    ax.bar_label(bars, labels=[f"n={r['n']}" for r in rows], fontsize="small")
+    ax.margins(y=0.15)
+    ax.set_xlabel("true age")
+    ax.set_ylabel("MAE (years)")
+    ax.set_title(f"MAE by age (overall {mae(y_true, y_pred):.2f})")
+    return _save(fig, save_to)
+
+
+# ----- images ----------------------------------------------------------------
+
+
+def _displayable(image):
+    """uint8 as is; floats above 1 are read as 0-255, then clipped to [0, 1]."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    if image.dtype == np.uint8:
+        return image
+    image = image.astype("float32")
+    if image.max() > 1.0:
+        image = image / 255.0
+    return np.clip(image, 0.0, 1.0)
+
+
+def _is_relative(coords):
+    finite = coords[np.isfinite(coords)]
+    return bool(finite.size) and finite.min() >= 0.0 and finite.max() <= 1.0
+
+
+def plot_image_grid(
+    images,
+    titles=None,
+    ncols=8,
+    boxes=None,
+    points=None,
+    *,
+    relative=None,
+    ax=None,
+    save_to=None,
+):
+    """Images in a grid, with optional boxes and landmark points on top.
+
+    Coordinates are continuous image coordinates: (0, 0) is the top-left
+    corner of the top-left pixel and (W, H) the bottom-right corner of the
+    image. They are either in pixels or relative to the image size (`[0, 1]`).
+    Rows containing NaN (unknown landmarks, absent boxes) are skipped.
+
+    Args:
+        images: array `(n, H, W)`, `(n, H, W, 1)` or `(n, H, W, 3)`, uint8
+            or float (floats above 1 are read as 0-255).
+        titles: optional string per image.
+        ncols: most images per row.
+        boxes: optional `(n, 4)` or `(n, k, 4)` boxes `(x, y, w, h)`, with
+            `(x, y)` the top-left corner; box `j` of each image gets colour
+            `C{j}` (e.g. the glimpses of an attention model over time).
+        points: optional `(n, k, 2)` points `(x, y)`, e.g. 5 face landmarks;
+            point `j` gets colour `C{j}`.
+        relative: whether `boxes` and `points` are relative to the image size.
+            None infers it separately for each: relative when every finite
+            coordinate lies in `[0, 1]`. Pass it explicitly when boxes may
+            leave the image.
+        ax: optional sequence of at least `n` `Axes`, one per image.
+        save_to: optional PNG path.
+
+    Returns:
+        The `Figure`.
+
+    Example:
+
+    >>> fig = plot_image_grid(ds.images[:16], titles=[f"{a:.0f}" for a in ds.age[:16]],
+    ...                       points=ds.landmarks[:16])
+    """
+    images = [_displayable(im) for im in images]
+    n = len(images)
+    if titles is not None and len(titles) != n:
+        raise ValueError(f"Got {len(titles)} titles for {n} images.")
+    if boxes is not None:
+        boxes = np.asarray(boxes, dtype="float64").reshape(n, -1, 4)
+    if points is not None:
+        points = np.asarray(points, dtype="float64").reshape(n, -1, 2)
+    box_relative = _is_relative(boxes) if relative is None and boxes is not None else relative
+    point_relative = _is_relative(points) if relative is None and points is not None else relative
+
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    if ax is None:
+        fig = Figure(figsize=(1.6 * ncols, 1.8 * nrows), layout="constrained")
+        axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(n)]
+    else:
+        axes = list(ax)
+        if len(axes) < n:
+            raise ValueError(f"Got {len(axes)} axes for {n} images.")
+        fig = _root_figure(axes[0])
+
+    for i, (image, panel) in enumerate(zip(images, axes)):
+        height, width = image.shape[:2]
+        panel.imshow(image, cmap="gray" if image.ndim == 2 else None, extent=(0, width, height, 0))
+        if boxes is not None:
+            scale = np.array([width, height, width, height]) if box_relative else 1.0
+            for j, box in enumerate(boxes[i] * scale):
+                if np.all(np.isfinite(box)):
+                    x, y, w, h = box
+                    panel.add_patch(
+                        Rectangle((x, y), w, h, fill=False, edgecolor=f"C{j % 10}", linewidth=1.5)
+                    )
+        if points is not None:
+            scale = np.array([width, height]) if point_relative else 1.0
+            xy = points[i] * scale
+            keep = np.all(np.isfinite(xy), axis=1)
+            colors = [f"C{j % 10}" for j in np.flatnonzero(keep)]
+            panel.scatter(
+                xy[keep, 0], xy[keep, 1], c=colors, s=16, edgecolors="white", linewidths=0.5
+            )
+        panel.set_xlim(0, width)
+        panel.set_ylim(height, 0)
+        panel.set_axis_off()
+        if titles is not None:
+            panel.set_title(str(titles[i]), fontsize="small")
+    return _save(fig, save_to)
+
+
+# ----- generic ---------------------------------------------------------------
+
+
+def plot_curve(x, ys, xlabel="", ylabel="", title=None, *, ax=None, save_to=None):
+    """A small line plot of several named curves over one x axis.
+
+    Args:
+        x: array `(m,)` of x values.
+        ys: dict of label -> array `(m,)`, one line each, in order.
+        xlabel: x axis label.
+        ylabel: y axis label.
+        title: optional axes title.
+        ax: optional `Axes` to draw into.
+        save_to: optional PNG path.
+
+    Returns:
+        The `Figure`.
+
+    Example:
+
+    >>> ages = np.arange(0, 81)
+    >>> fig = plot_curve(ages, {"S(age)": s, "T(age)": t}, "age", "value",
+    ...                  "Learned S and T")
+    """
+    x = _flat(x)
+    fig, ax = _new_axes(ax, figsize=(5, 3.5))
+    for label, y in ys.items():
+        y = _flat(y)
+        if len(y) != len(x):
+            raise ValueError(f"Curve {label!r} has {len(y)} values for {len(x)} x values.")
+        ax.plot(x, y, label=str(label))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    if len(ys) > 1:
+        ax.legend()
+    return _save(fig, save_to)

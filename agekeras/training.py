@@ -1,0 +1,555 @@
+"""Training and evaluation: `train(TrainConfig(...))` and `evaluate(run_dir)`.
+
+A run directory holds everything a run produced, and is enough to resume it
+or evaluate it again:
+
+    RUN_DIR/
+      config.json        the TrainConfig, data/label facts (age_min, classes)
+      history.csv        one row per epoch (Keras CSVLogger, appended on resume)
+      last.keras         model + optimizer after the latest epoch
+      best.keras         model with the best validation MAE so far
+      state.json         epochs done, seconds trained, best score (for resume)
+      metrics.json       test metrics of best.keras (written at the end)
+      predictions.csv    per test face: true age, predicted age, gender, race
+      figures/           loss and metric curves, predicted vs true, MAE by age
+
+Restarting `train` with the same `out` continues from `last.keras` (epoch,
+optimizer state, elapsed time for `time_budget`, learning-rate schedule).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import logging
+import math
+import os
+import pathlib
+import time
+
+import keras
+import numpy as np
+
+from agekeras import metrics as M
+from agekeras import models as model_registry
+
+logger = logging.getLogger("agekeras.training")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything that defines a training run (saved as config.json).
+
+    Args:
+        model: registry name (`agekeras.models.available()`).
+        dataset: dataset name (`agekeras.datasets.available()`).
+        data_dir: folder of a file-backed dataset.
+        protocol: split protocol (`agekeras.datasets.protocols()`).
+        fold: fold index for k-fold / leave-one-person-out protocols.
+        epochs: number of epochs; with `time_budget`, an upper bound (None:
+            train until the budget runs out).
+        time_budget: minutes of training; the learning-rate schedule is
+            stretched over this budget, and training stops when it runs out.
+        batch_size, image_size, lr, optimizer, weight_decay: as usual;
+            optimizer is "adam", "adamw", "sgd" (momentum 0.9) or "nadam".
+        warmup: fraction of the run with a linear learning-rate warm-up; the
+            rest follows a cosine decay to 1% of `lr`.
+        seed: seeds the split, shuffling, augmentation and initialisation.
+        out: run directory.
+        strategy: "default", "mirrored" or "multiworker" (reads TF_CONFIG).
+        mixed_precision: use the "mixed_float16" policy.
+        augment: augmentation during training (see the input pipeline).
+        val_fraction: share of the training split held out for validation
+            (model selection); 0 disables validation and best.keras tracks
+            the training loss.
+        cache: cache decoded images in memory after the first epoch.
+        max_train: cap the number of training faces (seeded subset), for
+            quick runs.
+        num_classes, age_min: age classes of the head; by default taken from
+            the whole dataset's age range.
+        model_kwargs: extra builder arguments.
+        dataset_kwargs: extra reader arguments (e.g. `n` for synthetic).
+        verbose: Keras progress-bar verbosity.
+    """
+
+    model: str = "resnet18_dex"
+    dataset: str = "synthetic"
+    data_dir: str | None = None
+    protocol: str = "random"
+    fold: int = 0
+    epochs: int | None = 10
+    time_budget: float | None = None
+    batch_size: int = 64
+    image_size: int = 64
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    weight_decay: float = 1e-4
+    warmup: float = 0.03
+    seed: int = 0
+    out: str = "runs/run"
+    strategy: str = "default"
+    mixed_precision: bool = False
+    augment: bool = True
+    val_fraction: float = 0.1
+    cache: bool = True
+    max_train: int | None = None
+    num_classes: int | None = None
+    age_min: int | None = None
+    model_kwargs: dict = dataclasses.field(default_factory=dict)
+    dataset_kwargs: dict = dataclasses.field(default_factory=dict)
+    verbose: int | str = "auto"
+
+    def to_json(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, d):
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in fields})
+
+
+# ----- data -------------------------------------------------------------------
+
+
+def load_splits(config: TrainConfig):
+    """Load `config.dataset` and split it by `config.protocol` (seeded).
+
+    Returns:
+        (splits, full): dict with "train", "test" and maybe "val"
+        `AgeDataset`s, and the full dataset.
+    """
+    from agekeras import datasets
+
+    kwargs = dict(config.dataset_kwargs)
+    if config.dataset == "synthetic":
+        kwargs.setdefault("image_size", config.image_size)
+        kwargs.setdefault("seed", config.seed)
+    full = datasets.load(config.dataset, config.data_dir, **kwargs)
+    splits = datasets.split(
+        full, config.protocol, seed=config.seed, fold=config.fold, val_fraction=config.val_fraction
+    )
+    if config.max_train and len(splits["train"]) > config.max_train:
+        rng = np.random.default_rng(config.seed)
+        idx = np.sort(rng.choice(len(splits["train"]), config.max_train, replace=False))
+        splits["train"] = splits["train"].subset(idx)
+    return splits, full
+
+
+def make_dataset(ds, config: TrainConfig, model, *, training, age_min, num_classes, repeat=False):
+    """The tf.data pipeline for `ds`, with the targets `model` needs."""
+    from agekeras.datasets.pipeline import make_tf_dataset
+
+    names = list(model.output.keys())
+    entry = model_registry.entry(config.model)
+    extra = None
+    if entry.targets is not None:
+        kwargs = dict(config.model_kwargs)
+
+        def extra(labels):
+            return entry.targets(labels, **kwargs)
+
+    return make_tf_dataset(
+        ds,
+        image_size=config.image_size,
+        batch_size=config.batch_size,
+        training=training,
+        seed=config.seed,
+        augment=config.augment if training else False,
+        cache=config.cache,
+        with_landmarks=entry.needs_landmarks,
+        targets=model_registry.make_targets(names, age_min, num_classes, extra),
+        repeat=repeat,
+    )
+
+
+# ----- callbacks ----------------------------------------------------------------
+
+
+class ProgressSchedule(keras.callbacks.Callback):
+    """Warm-up then cosine decay, driven by the run's progress in [0, 1].
+
+    Progress is `step / total_steps` in epoch mode, and elapsed training
+    seconds / budget in time-budget mode, so "train for 15 minutes" gets a
+    full schedule ending at the budget. The step comes from the optimizer's
+    `iterations` and the seconds from `clock`, so both survive a resume.
+    """
+
+    def __init__(self, lr, *, total_steps=None, clock=None, warmup=0.03, floor=0.01):
+        super().__init__()
+        self.base_lr, self.total_steps, self.clock = lr, total_steps, clock
+        self.warmup, self.floor = warmup, floor
+
+    def progress(self):
+        if self.clock is not None and self.clock.budget:
+            return min(1.0, self.clock.elapsed() / self.clock.budget)
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        return min(1.0, step / max(1, self.total_steps))
+
+    def lr_at(self, p):
+        if p < self.warmup:
+            return self.base_lr * max(p / self.warmup, 0.01)
+        q = (p - self.warmup) / max(1e-8, 1.0 - self.warmup)
+        return self.base_lr * (self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * q)))
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.model.optimizer.learning_rate.assign(self.lr_at(self.progress()))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+class TrainingClock(keras.callbacks.Callback):
+    """Counts training seconds across resumes and stops at the budget.
+
+    Args:
+        budget: seconds, or None for no limit.
+        already: seconds trained before this process (from state.json).
+    """
+
+    def __init__(self, budget=None, already=0.0):
+        super().__init__()
+        self.budget, self.already, self._start = budget, float(already), None
+
+    def elapsed(self):
+        return self.already + (0.0 if self._start is None else time.monotonic() - self._start)
+
+    def on_train_begin(self, logs=None):
+        self._start = time.monotonic()
+
+    def on_train_end(self, logs=None):
+        self.already, self._start = self.elapsed(), None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.budget and self.elapsed() >= self.budget:
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["train_seconds"] = round(self.elapsed(), 2)
+        if self.budget and self.elapsed() >= self.budget:
+            self.model.stop_training = True
+
+
+class RunCheckpoint(keras.callbacks.Callback):
+    """Writes last.keras + state.json every epoch, and best.keras on improvement.
+
+    state.json is written after last.keras (atomically, via a temporary file
+    and `os.replace`), so a crash between the two at worst repeats an epoch.
+    """
+
+    def __init__(self, run_dir, clock, monitor, best=None):
+        super().__init__()
+        self.run_dir, self.clock, self.monitor = pathlib.Path(run_dir), clock, monitor
+        self.best = math.inf if best is None else best
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        score = logs.get(self.monitor)
+        if score is None:
+            score = logs.get("loss")
+        if score is not None and np.isfinite(score) and score < self.best:
+            self.best = float(score)
+            _atomic_save(self.model, self.run_dir / "best.keras")
+        _atomic_save(self.model, self.run_dir / "last.keras")
+        _write_json(
+            self.run_dir / "state.json",
+            {
+                "epochs_done": epoch + 1,
+                "train_seconds": self.clock.elapsed(),
+                "best": self.best,
+                "monitor": self.monitor,
+                "finished": False,
+            },
+        )
+
+
+def _atomic_save(model, path):
+    tmp = path.with_name(path.stem + ".tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def _write_json(path, obj):
+    path = pathlib.Path(path)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=_json_default))
+    os.replace(tmp, path)
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+# ----- distribution -------------------------------------------------------------
+
+
+def get_strategy(name):
+    """A `tf.distribute` strategy by name (TensorFlow backend only).
+
+    "default" is the no-op default strategy; "mirrored" copies the model on
+    every local device (GPUs, or logical CPUs when configured); "multiworker"
+    reads the cluster from the `TF_CONFIG` environment variable.
+    """
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(f"--strategy {name} needs the TensorFlow backend")
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"Unknown strategy {name!r}; choose default, mirrored or multiworker")
+
+
+def make_optimizer(name, lr, weight_decay):
+    name = name.lower()
+    if name == "adam":
+        return keras.optimizers.Adam(lr)
+    if name == "adamw":
+        return keras.optimizers.AdamW(lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True, weight_decay=weight_decay or None)
+    if name == "nadam":
+        return keras.optimizers.Nadam(lr)
+    raise ValueError(f"Unknown optimizer {name!r}; choose adam, adamw, sgd or nadam")
+
+
+# ----- train / evaluate ---------------------------------------------------------
+
+
+def build_model(config: TrainConfig, age_min, num_classes):
+    """Build and compile the registered model of `config`."""
+    entry = model_registry.entry(config.model)
+    model = entry.builder(
+        input_shape=(config.image_size, config.image_size, 3),
+        num_classes=num_classes,
+        age_min=age_min,
+        **config.model_kwargs,
+    )
+    args = model_registry.compile_args(
+        model,
+        head_is_regression=config.model.endswith("_regression") or "age" in (entry.losses or {}),
+        overrides=entry.losses,
+        loss_weights=entry.loss_weights,
+    )
+    model.compile(optimizer=make_optimizer(config.optimizer, config.lr, config.weight_decay), **args)
+    return model
+
+
+def train(config: TrainConfig):
+    """Train (or resume) a run; returns the test metrics dict.
+
+    The run directory `config.out` receives the files listed in the module
+    docstring. If it already holds an unfinished run with the same model and
+    dataset, training continues from `last.keras`.
+    """
+    run_dir = pathlib.Path(config.out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "figures").mkdir(exist_ok=True)
+    keras.utils.set_random_seed(config.seed)
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+
+    state = _read_json(run_dir / "state.json")
+    if state and state.get("finished"):
+        logger.info("%s is finished; evaluating it again", run_dir)
+        return _finish(run_dir, config, None)
+    resuming = bool(state) and (run_dir / "last.keras").exists()
+    if resuming:
+        saved = TrainConfig.from_json(_read_json(run_dir / "config.json")["train"])
+        if (saved.model, saved.dataset, saved.image_size) != (config.model, config.dataset, config.image_size):
+            raise ValueError(
+                f"{run_dir} holds a run of {saved.model} on {saved.dataset} at {saved.image_size} px; "
+                "use another --out, or the same settings to resume"
+            )
+
+    splits, full = load_splits(config)
+    lo, hi = full.age_range()
+    age_min = lo if config.age_min is None else config.age_min
+    num_classes = (hi - age_min + 1) if config.num_classes is None else config.num_classes
+    if resuming:
+        saved = _read_json(run_dir / "config.json")
+        age_min, num_classes = saved["age_min"], saved["num_classes"]
+    else:
+        _write_json(
+            run_dir / "config.json",
+            {
+                "train": config.to_json(),
+                "age_min": age_min,
+                "num_classes": num_classes,
+                "splits": {k: len(v) for k, v in splits.items()},
+                "dataset": full.describe(),
+                "keras": keras.__version__,
+                "backend": keras.backend.backend(),
+            },
+        )
+
+    strategy = get_strategy(config.strategy)
+    with strategy.scope():
+        if resuming:
+            model = keras.saving.load_model(run_dir / "last.keras", safe_mode=True)
+            logger.info("resuming %s after epoch %d", run_dir, state["epochs_done"])
+        else:
+            model = build_model(config, age_min, num_classes)
+
+    train_ds = make_dataset(splits["train"], config, model, training=True, age_min=age_min, num_classes=num_classes)
+    val_ds = None
+    if "val" in splits and len(splits["val"]):
+        val_ds = make_dataset(splits["val"], config, model, training=False, age_min=age_min, num_classes=num_classes)
+
+    initial_epoch = state["epochs_done"] if resuming else 0
+    budget = None if config.time_budget is None else float(config.time_budget) * 60.0
+    if budget is None and not config.epochs:
+        raise ValueError("give `epochs` or `time_budget`")
+    epochs = config.epochs or 100_000  # with a budget, the clock stops training
+    clock = TrainingClock(budget, already=state.get("train_seconds", 0.0) if resuming else 0.0)
+    steps = math.ceil(len(splits["train"]) / config.batch_size)
+    schedule = ProgressSchedule(config.lr, total_steps=steps * epochs, clock=clock, warmup=config.warmup)
+    monitor = "val_age_mae" if val_ds is not None else "age_mae"
+    callbacks = [
+        clock,
+        schedule,
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resuming),
+        RunCheckpoint(run_dir, clock, monitor, best=state.get("best") if resuming else None),
+    ]
+    if initial_epoch < epochs and not (budget and clock.elapsed() >= budget):
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            callbacks=callbacks,
+            verbose=config.verbose,
+        )
+    return _finish(run_dir, config, splits)
+
+
+def _finish(run_dir, config, splits):
+    """Evaluate best.keras on the test split, write metrics and figures."""
+    result = evaluate(run_dir, splits=splits)
+    state = _read_json(run_dir / "state.json") or {}
+    state["finished"] = True
+    _write_json(run_dir / "state.json", state)
+    history = run_dir / "history.csv"
+    if history.exists():
+        from agekeras import plots
+
+        cols = _csv_columns(history)
+        wanted = [c for c in ("loss", "age_mae") if c in cols]
+        plots.plot_history([history], metrics=wanted, labels=[config.model], save_to=run_dir / "figures" / "curves.png")
+    return result
+
+
+def _csv_columns(path):
+    with open(path) as f:
+        return next(csv.reader(f), [])
+
+
+def predict(model, ds, image_size, batch_size=64):
+    """The model's outputs (a dict of NumPy arrays) on every face of `ds`, in order."""
+    from agekeras.datasets.pipeline import make_tf_dataset
+
+    needs_landmarks = "landmarks" in [t.name for t in model.inputs]
+    data = make_tf_dataset(
+        ds, image_size=image_size, batch_size=batch_size, training=False, augment=False,
+        with_landmarks=needs_landmarks,
+    )
+    return model.predict(data.map(lambda x, y: x), verbose=0)
+
+
+def evaluate(run_dir, *, dataset=None, data_dir=None, splits=None, split="test", checkpoint="best.keras"):
+    """Evaluate a run's checkpoint on a dataset's test split.
+
+    Args:
+        run_dir: the run directory.
+        dataset, data_dir: evaluate on another dataset (default: the run's own
+            test split, re-created from config.json with the same seed).
+        splits: already loaded splits (saves re-reading the data).
+        split: which split to evaluate ("test", "val" or "all" for the whole
+            dataset when evaluating on another dataset).
+        checkpoint: "best.keras" or "last.keras".
+
+    Returns:
+        The metrics dict, also written to `metrics.json` (or
+        `metrics_<dataset>.json` for another dataset).
+    """
+    run_dir = pathlib.Path(run_dir)
+    saved = _read_json(run_dir / "config.json")
+    if not saved:
+        raise FileNotFoundError(f"{run_dir} has no config.json: is it a run directory?")
+    config = TrainConfig.from_json(saved["train"])
+    ckpt = run_dir / checkpoint
+    if not ckpt.exists():
+        ckpt = run_dir / "last.keras"
+    model = keras.saving.load_model(ckpt, safe_mode=True)
+    suffix = ""
+    if dataset is not None and (dataset != config.dataset or data_dir != config.data_dir):
+        from agekeras import datasets
+
+        full = datasets.load(dataset, data_dir)
+        ds = full if split == "all" else datasets.split(full, "random", seed=config.seed)[split]
+        suffix = f"_{dataset}"
+    else:
+        if splits is None:
+            splits, _ = load_splits(config)
+        ds = splits[split]
+    out = predict(model, ds, config.image_size, config.batch_size)
+    pred = np.asarray(out["age"], dtype="float64").reshape(-1)
+    true = ds.age.astype("float64")
+    result = {"checkpoint": ckpt.name, "dataset": dataset or config.dataset, "split": split}
+    result.update(M.age_metrics(true, pred))
+    result["median_predictor_mae"] = M.mae(true, np.full_like(true, np.median(true)))
+    if np.all(np.isfinite(ds.age_std)) and len(ds):
+        result["epsilon_error"] = M.epsilon_error(pred, ds.age, ds.age_std)
+    if "gender_probs" in out:
+        result["gender_accuracy"] = M.gender_accuracy(ds.gender, out["gender_probs"])
+    result["by_gender"] = _by_group(true, pred, ds.gender, {0: "male", 1: "female"})
+    result["by_race"] = _by_group(true, pred, ds.race, {0: "white", 1: "black", 2: "asian", 3: "indian", 4: "others"})
+    from agekeras import plots
+
+    result["by_age"] = plots.error_by_age(true, pred)
+    _write_json(run_dir / f"metrics{suffix}.json", result)
+    _write_predictions(run_dir / f"predictions{suffix}.csv", ds, true, pred)
+    figs = run_dir / "figures"
+    figs.mkdir(exist_ok=True)
+    plots.plot_predictions(true, pred, save_to=figs / f"pred_vs_true{suffix}.png")
+    plots.plot_error_by_age(true, pred, save_to=figs / f"mae_by_age{suffix}.png")
+    return result
+
+
+def _by_group(true, pred, codes, names):
+    out = {}
+    for code, name in names.items():
+        m = codes == code
+        if m.any():
+            out[name] = {"n": int(m.sum()), "mae": M.mae(true[m], pred[m])}
+    return out
+
+
+def _write_predictions(path, ds, true, pred):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["index", "path", "age", "predicted", "gender", "race"])
+        for i in range(len(true)):
+            p = ds.paths[i] if ds.paths is not None else ""
+            w.writerow([i, p, f"{true[i]:.1f}", f"{pred[i]:.3f}", int(ds.gender[i]), int(ds.race[i])])
+
+
+def _read_json(path):
+    path = pathlib.Path(path)
+    if not path.exists():
+        return {}
+    return json.loads(path.read_text())

@@ -1,0 +1,67 @@
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from agekeras import losses
+
+
+def _np_coral(labels, logits, importance=None):
+    k = logits.shape[1]
+    levels = (labels[:, None] > np.arange(k)[None]).astype("float64")
+    s = 1 / (1 + np.exp(-logits.astype("float64")))
+    term = levels * np.log(s) + (1 - levels) * np.log(1 - s)
+    if importance is not None:
+        term = term * importance
+    return -term.sum(1)
+
+
+def test_coral_levels():
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(losses.coral_levels(np.array([0, 2, 3]), 4)),
+        [[0, 0, 0], [1, 1, 0], [1, 1, 1]],
+    )
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_coral_loss_matches_numpy(weighted):
+    rng = np.random.RandomState(0)
+    labels = rng.randint(0, 6, size=10)
+    logits = rng.randn(10, 5).astype("float32") * 3
+    imp = rng.uniform(0.2, 1.0, 5).astype("float32") if weighted else None
+    got = ops.convert_to_numpy(losses.coral_loss(labels, logits, imp))
+    np.testing.assert_allclose(got, _np_coral(labels, logits, imp), rtol=1e-4)
+    keras_loss = losses.CORALLoss(importance=None if imp is None else list(imp))
+    np.testing.assert_allclose(
+        float(keras_loss(labels, logits)), _np_coral(labels, logits, imp).mean(), rtol=1e-4
+    )
+
+
+def test_coral_loss_is_stable_for_large_logits():
+    logits = np.array([[100.0, -100.0]], "float32")
+    val = ops.convert_to_numpy(losses.coral_loss(np.array([1]), logits))
+    assert np.isfinite(val).all() and val[0] < 1e-6
+    val = ops.convert_to_numpy(losses.coral_loss(np.array([0]), logits))
+    np.testing.assert_allclose(val, [100.0], rtol=1e-5)
+
+
+def test_coral_importance_weights():
+    labels = np.array([0, 0, 0, 1, 2])  # K = 3: S_0 = {y > 0} has 2, S_1 has 1
+    w = losses.coral_importance_weights(labels, 3)
+    np.testing.assert_allclose(w, np.sqrt([3, 4]) / 2.0, rtol=1e-6)
+
+
+def test_smooth_l1_matches_numpy():
+    y = np.array([0.0, 1.0, 2.0, 3.0], "float32")
+    p = np.array([0.5, 3.0, 2.0, -1.0], "float32")
+    d = np.abs(p - y)
+    ref = np.where(d < 1, 0.5 * d**2, d - 0.5)
+    np.testing.assert_allclose(ops.convert_to_numpy(losses.smooth_l1(y, p)), ref)
+    np.testing.assert_allclose(float(losses.SmoothL1()(y, p)), ref.mean(), rtol=1e-6)
+
+
+def test_losses_serialize():
+    for loss in (losses.CORALLoss(importance=[1.0, 0.5]), losses.SmoothL1(delta=2.0)):
+        revived = keras.losses.deserialize(keras.losses.serialize(loss))
+        assert type(revived) is type(loss)
+        assert revived.get_config() == loss.get_config()

@@ -1,0 +1,52 @@
+import keras
+import numpy as np
+import pytest
+
+from agekeras import metrics as M
+
+T = np.array([10.0, 20.0, 30.0, 40.0])
+P = np.array([12.0, 20.0, 25.0, 47.0])
+
+
+def test_array_metrics_by_hand():
+    assert M.mae(T, P) == pytest.approx((2 + 0 + 5 + 7) / 4)
+    assert M.rmse(T, P) == pytest.approx(np.sqrt((4 + 0 + 25 + 49) / 4))
+    assert M.cumulative_accuracy(T, P, 5) == pytest.approx(0.5)  # errors 2, 0 < 5; 5 is not
+    assert M.cumulative_accuracy(T, P, 5.5) == pytest.approx(0.75)
+    d = M.age_metrics(T, P)
+    assert set(d) == {"mae", "rmse", "n", "ca3", "ca5", "ca7"} and d["n"] == 4
+
+
+def test_epsilon_error():
+    mean, std = np.array([20.0, 30.0]), np.array([2.0, 5.0])
+    pred = np.array([20.0, 35.0])
+    ref = np.mean([0.0, 1 - np.exp(-25 / 50)])
+    assert M.epsilon_error(pred, mean, std) == pytest.approx(ref)
+
+
+def test_groups_and_accuracies():
+    groups = M.age_to_group([1, 3, 5, 14, 30, 45, 70])
+    np.testing.assert_array_equal(groups, [0, 0, 1, 2, 4, 5, 7])
+    assert M.group_accuracy([0, 1, 2, 3], [0, 2, 2, 5], off=0) == pytest.approx(0.5)
+    assert M.group_accuracy([0, 1, 2, 3], [0, 2, 2, 5], off=1) == pytest.approx(0.75)
+    assert M.gender_accuracy([0, 1, -1, 1], [[0.9, 0.1], [0.8, 0.2], [0, 1], [0.1, 0.9]]) == pytest.approx(2 / 3)
+
+
+def test_keras_metrics_match_numpy():
+    ca = M.CumulativeAccuracy(5)
+    ca.update_state(T, P)
+    assert float(ca.result()) == pytest.approx(M.cumulative_accuracy(T, P, 5))
+    eps = M.EpsilonError()
+    eps.update_state(np.array([[20.0, 2.0], [30.0, 5.0]]), np.array([20.0, 35.0]))
+    assert float(eps.result()) == pytest.approx(M.epsilon_error([20, 35], [20, 30], [2, 5]), rel=1e-5)
+    probs = np.eye(8)[[0, 2, 2, 5]]
+    one_off = M.GroupAccuracy(off=1)
+    one_off.update_state(np.array([0, 1, 2, 3]), probs)
+    assert float(one_off.result()) == pytest.approx(0.75)
+    assert one_off.name == "1off_acc" and M.GroupAccuracy().name == "exact_acc"
+
+
+def test_keras_metrics_serialize():
+    for m in (M.CumulativeAccuracy(3), M.EpsilonError(), M.GroupAccuracy(1)):
+        revived = keras.metrics.deserialize(keras.metrics.serialize(m))
+        assert revived.get_config() == m.get_config()
