@@ -58,6 +58,7 @@ def _parser():
     q.add_argument("--data-dir", help="a UTKFace folder instead of the embedded synthetic faces")
     q.add_argument("--out", default="runs/quickstart")
     q.add_argument("--minutes", type=float, default=3.0, help="training time budget (default 3)")
+    q.add_argument("--n", type=int, default=3000, help="number of synthetic faces (default 3000)")
 
     sub.add_parser("list", help="list the registered models and datasets")
     return p
@@ -132,7 +133,7 @@ def cmd_quickstart(a):
     if a.data_dir:
         dataset, kwargs = "utkface", {}
     else:
-        dataset, kwargs = "synthetic", {"n": 3000}
+        dataset, kwargs = "synthetic", {"n": a.n}
     config = TrainConfig(
         model="resnet18_dex", dataset=dataset, data_dir=a.data_dir, epochs=None, time_budget=a.minutes,
         batch_size=64, image_size=64, lr=1e-3, optimizer="adam", out=a.out, dataset_kwargs=kwargs,

@@ -265,6 +265,20 @@ class RunCheckpoint(keras.callbacks.Callback):
         )
 
 
+def _truncate_history(path, epochs_done):
+    """Drop history rows of epochs after the last checkpoint (a run killed
+    between the CSV row and the checkpoint repeats that epoch)."""
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    keep = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) < epochs_done]
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows(keep)
+
+
 def _atomic_save(model, path):
     tmp = path.with_name(path.stem + ".tmp.keras")
     model.save(tmp)
@@ -352,20 +366,26 @@ def train(config: TrainConfig):
     """Train (or resume) a run; returns the test metrics dict.
 
     The run directory `config.out` receives the files listed in the module
-    docstring. If it already holds an unfinished run with the same model and
-    dataset, training continues from `last.keras`.
+    docstring. If it already holds a run with the same model, dataset and
+    image size, training continues from `last.keras` (a finished run is only
+    re-evaluated, unless more epochs than it has done are asked for).
     """
+    policy = keras.mixed_precision.global_policy()
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        return _train(config)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+
+
+def _train(config: TrainConfig):
     run_dir = pathlib.Path(config.out)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "figures").mkdir(exist_ok=True)
     keras.utils.set_random_seed(config.seed)
-    if config.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
 
     state = _read_json(run_dir / "state.json")
-    if state and state.get("finished"):
-        logger.info("%s is finished; evaluating it again", run_dir)
-        return _finish(run_dir, config, None)
     resuming = bool(state) and (run_dir / "last.keras").exists()
     if resuming:
         saved = TrainConfig.from_json(_read_json(run_dir / "config.json")["train"])
@@ -374,6 +394,10 @@ def train(config: TrainConfig):
                 f"{run_dir} holds a run of {saved.model} on {saved.dataset} at {saved.image_size} px; "
                 "use another --out, or the same settings to resume"
             )
+        more_epochs = config.epochs is not None and config.epochs > state["epochs_done"] and config.time_budget is None
+        if state.get("finished") and not more_epochs:
+            logger.info("%s is finished; evaluating it again", run_dir)
+            return _finish(run_dir, config, None)
 
     splits, full = load_splits(config)
     lo, hi = full.age_range()
@@ -410,6 +434,8 @@ def train(config: TrainConfig):
         val_ds = make_dataset(splits["val"], config, model, training=False, age_min=age_min, num_classes=num_classes)
 
     initial_epoch = state["epochs_done"] if resuming else 0
+    if resuming:
+        _truncate_history(run_dir / "history.csv", initial_epoch)
     budget = None if config.time_budget is None else float(config.time_budget) * 60.0
     if budget is None and not config.epochs:
         raise ValueError("give `epochs` or `time_budget`")
@@ -433,6 +459,7 @@ def train(config: TrainConfig):
             initial_epoch=initial_epoch,
             callbacks=callbacks,
             verbose=config.verbose,
+            shuffle=False,  # the pipeline shuffles file names itself
         )
     return _finish(run_dir, config, splits)
 

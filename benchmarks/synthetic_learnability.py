@@ -2,10 +2,11 @@
 
 Generates a seeded train set (4,000 faces) and a disjoint test set (1,000
 faces, another seed) at 64 px, trains a small CNN (4 conv blocks 32-64-128-128,
-global average pooling, Dense(1) on age / 100, MAE loss, Adam) for a time
-budget, and prints one JSON object: the CNN's test MAE in years, the MAE of
-always predicting the training median, their ratio, MAE by age band, and the
-generator's speed in faces/s at 64 and 128 px (one process).
+global average pooling, Dense(1) on age / 100, MAE loss, Adam with a cosine
+learning rate decayed over the time budget or the epochs), and prints one JSON
+object: the CNN's test MAE in years, the MAE of always predicting the training
+median, their ratio, MAE by age band, and the generator's speed in faces/s at
+64 and 128 px (one process).
 
 The target is a ratio well below 0.6 with an MAE that is not near zero
 (roughly 5-12 years after a few minutes on a CPU).

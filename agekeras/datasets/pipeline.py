@@ -219,7 +219,7 @@ def make_tf_dataset(
     dataset = dataset.map(
         finish,
         num_parallel_calls=None if sequential else AUTOTUNE,
-        deterministic=deterministic,
+        deterministic=None if sequential else deterministic,
     )
     dataset = dataset.prefetch(AUTOTUNE)
     options = tf.data.Options()
@@ -408,7 +408,7 @@ def _resize_array(images, landmarks, size):
     out_points = np.empty_like(landmarks)
     for start in range(0, len(images), _RESIZE_CHUNK):
         rows = slice(start, start + _RESIZE_CHUNK)
-        resized, points = _crop_resize(images[rows], landmarks[rows] + 0.5, size)
+        resized, points = _crop_resize(tf.constant(images[rows]), landmarks[rows] + 0.5, size)
         out_images[rows] = resized.numpy()
         out_points[rows] = points.numpy() - 0.5
     return out_images, out_points

@@ -15,20 +15,22 @@ different rates, so the same label gives different faces. The cues below use
 | cue | formula |
 |-----|---------|
 | growth | `g = ramp(b, 0, 18) ** 0.8` (0 at birth, 1 from 18 on) |
-| face size (width / image) | `(0.54 - 0.10 g) * U(0.94, 1.06)` |
-| face length (height / width) | `(1.0 + 0.30 g) * U(0.96, 1.04)`: round children, long adults |
-| eye line (from top of head / face height) | `0.57 - 0.11 g + N(0, 0.01)`: low eyes in children |
-| eye radius (/ face width) | `(0.10 - 0.035 g) * U(0.9, 1.1)`: big eyes in children |
+| face width / image | `(0.58 - 0.14 g) * U(0.95, 1.05)`: big heads in children |
+| face height / width | `(0.96 + 0.34 g) * U(0.97, 1.03)`: round babies, long adults |
+| eye line (from top of head / face height) | `0.59 - 0.13 g + N(0, 0.01)`: low eyes in children |
+| eye radius / face width | `(0.105 - 0.04 g) * U(0.92, 1.08)`: big eyes in children |
+| neck length, shoulder width | `0.06 + 0.08 g`, `(0.28 + 0.12 g) * U(0.92, 1.08)` |
+| hair density | `min(1, 0.2 + b / 4)`; short hair only below `b = 2.5` |
 | wrinkle severity | `w = ramp(b, 25 + U(-5, 5), 80) ** 1.2 * U(0.6, 1.3)` |
-| forehead lines | `round(4.5 w + U(-0.5, 0.5))` arcs, darkness `0.12 + 0.35 w` |
-| crow's feet | `2 + round(3 w)` rays per eye when `w > 0.12`, length `~ w` |
-| nasolabial folds, eye bags | darkness `0.35 w`, from `b ~ 25` on |
-| age spots | `Poisson(14 * ramp(b, 45, 90) ** 1.5)` brown dots (freckles, 15% of faces, are age-free decoys) |
-| hair greying | `ramp(b, onset, onset + span)`, onset `~ U(28, 55)`, span `~ U(20, 45)`; colour mix + grey strands |
-| hairline recession | men `ramp(b, U(18, 50), +U(15, 40)) * U(0.2, 1.0)`, women `* U(0, 0.3)` |
-| baldness | men, probability `0.55 * ramp(b, 35, 80)` |
-| facial hair | men, probability `0.7 * ramp(age, 15, 25)`: stubble, full beard, moustache or goatee |
-| eyelids, lips | hooded lids `~ w`, lips thin with `w`; mouth corners droop |
+| forehead lines | `round(4.5 w + U(-0.5, 0.5))` arcs, darkness `(0.12 + 0.35 w) * U(0.7, 1.3)` |
+| crow's feet | `2 + round(3 w)` rays per eye when `w > 0.12`, length `(0.35 + w)` eye radii |
+| nasolabial folds, eye bags | darkness `0.35 w * U(0.7, 1.3)`; marionette lines when `w > 0.5` |
+| eyelids, lips | hooded lids `0.5 w`, eye opening `U(0.6, 0.8) - 0.12 w`, lip height `~ 0.03 - 0.015 w`, mouth corners droop `0.015 w` |
+| age spots | `Poisson(14 * ramp(b, 45, 90) ** 1.5)` brown dots (freckles on 15% of faces from 4 y are an age-free decoy) |
+| hair greying | `grey = ramp(b, onset, onset + span)`, onset `U(28, 55)`, span `U(20, 45)`: colour mixed `0.75 grey` towards white, `900 grey` white strands; brows and beard follow with a lag |
+| hairline recession | `ramp(b, r, r + U(15, 40)) * U(0.2, 1.0)` for men, `* U(0, 0.3)` for women, `r ~ U(18, 50)`; M-shaped temples |
+| baldness | men, probability `0.55 * ramp(b, 35, 80)` (a horseshoe fringe) |
+| facial hair | men, probability `0.7 * ramp(age, 15, 25)`: stubble 45%, full beard 25%, moustache 15%, goatee 15% |
 
 Nuisances (independent of age): skin tone (6 tones), hair colour and style
 (women mostly long hair, men mostly short), eye colour, clothing, background
@@ -268,11 +270,11 @@ def _sample_face(age, gender, rng):
     w = _ramp(b, 25 + rng.uniform(-5, 5), 80) ** 1.2 * rng.uniform(0.6, 1.3)
     f = {"apparent_age": b, "growth": g, "wrinkles": w, "female": female}
 
-    fw = (0.54 - 0.10 * g) * rng.uniform(0.94, 1.06) * (1.0 if female else 1.0 + 0.03 * g)
-    fh = fw * (1.0 + 0.30 * g) * rng.uniform(0.96, 1.04)
-    cx, cy = 0.5, 0.47 - 0.02 * g
+    fw = (0.58 - 0.14 * g) * rng.uniform(0.95, 1.05) * (1.0 if female else 1.0 + 0.03 * g)
+    fh = fw * (0.96 + 0.34 * g) * rng.uniform(0.97, 1.03)
+    cx, cy = 0.5, 0.46 - 0.01 * g
     top = cy - fh / 2
-    eye_y = top + fh * (0.57 - 0.11 * g + rng.normal() * 0.01)
+    eye_y = top + fh * (0.59 - 0.13 * g + rng.normal() * 0.01)
     chin = cy + fh / 2
     eye_dx = fw * rng.uniform(0.19, 0.22)
     nose_y = eye_y + (chin - eye_y) * (0.40 + 0.03 * g + 0.03 * w + rng.uniform(-0.02, 0.02))
@@ -292,7 +294,7 @@ def _sample_face(age, gender, rng):
     )
     taper = 0.10 + g * (0.22 if female else 0.12) + rng.uniform(-0.04, 0.04) - 0.05 * w
     f["outline"] = _face_outline(cx, cy, fw / 2, fh / 2, taper, 2.0 if female else 3.0)
-    f["eye_r"] = fw * (0.10 - 0.035 * g) * rng.uniform(0.9, 1.1)
+    f["eye_r"] = fw * (0.105 - 0.04 * g) * rng.uniform(0.92, 1.08)
     f["eye_open"] = rng.uniform(0.6, 0.8) - 0.12 * w
     f["iris"] = EYE_COLOURS[rng.integers(len(EYE_COLOURS))]
 
@@ -312,13 +314,15 @@ def _sample_face(age, gender, rng):
 
     p_styles = [0.10, 0.20, 0.55, 0.15, 0.0] if female else [0.55, 0.22, 0.05, 0.0, 0.18]
     style = ("short", "medium", "long", "bangs", "buzz")[rng.choice(5, p=p_styles)]
+    if b < 2.5:
+        style = "short"
     r_onset = rng.uniform(18, 50)
     recession = _ramp(b, r_onset, r_onset + rng.uniform(15, 40)) * rng.uniform(
         *((0.0, 0.3) if female else (0.2, 1.0))
     )
     bald = (not female) and rng.random() < 0.55 * _ramp(b, 35, 80)
     f.update(hair_style=style, recession=1.7 if bald else recession, bald=bald)
-    f["hair_density"] = min(1.0, 0.25 + b / 3.0)
+    f["hair_density"] = min(1.0, 0.2 + b / 4.0)
 
     beard = None
     if not female and rng.random() < 0.7 * _ramp(age, 15, 25):
@@ -336,7 +340,7 @@ def _sample_face(age, gender, rng):
     f["freckles"] = rng.random() < 0.15 and b >= 4
     f["spots"] = rng.poisson(14 * _ramp(b, 45, 90) ** 1.5)
     f["clothes"] = rng.uniform(30, 200, 3).astype("float32")
-    f["shoulders"] = (0.30 + 0.10 * g) * (0.9 if female else 1.0) * rng.uniform(0.92, 1.08)
+    f["shoulders"] = (0.28 + 0.12 * g) * (0.9 if female else 1.0) * rng.uniform(0.92, 1.08)
     f["ears"] = style not in ("long", "bangs")
     return f
 
@@ -352,7 +356,7 @@ def _draw_face(c, f, rng):
     """Draws the unposed face `f` on canvas `c`, back to front."""
     cx, fw, fh, skin = f["cx"], f["fw"], f["fh"], f["skin"]
     eye_y, nose_y, mouth_y = f["eye_y"], f["nose_y"], f["mouth_y"]
-    shoulder_y, shoulder_w = f["chin"] + 0.13, f["shoulders"]
+    shoulder_y, shoulder_w = f["chin"] + 0.06 + 0.08 * f["growth"], f["shoulders"]
     c.ellipse(cx, shoulder_y + 0.12, shoulder_w, 0.14, f["clothes"])
     c.polygon([[cx - shoulder_w, shoulder_y + 0.12], [cx + shoulder_w, shoulder_y + 0.12],
                [cx + shoulder_w, 1.05], [cx - shoulder_w, 1.05]], f["clothes"])
@@ -368,7 +372,7 @@ def _draw_face(c, f, rng):
     if f["blush"] > 0.02:
         for side in (-1, 1):
             c.ellipse(cx + side * fw * 0.27, nose_y + 0.2 * (mouth_y - nose_y), fw * 0.09, fw * 0.06,
-                      _mix(skin, [235, 120, 120], f["blush"]))
+                      skin * (1.0 - f["blush"] * np.array([0.0, 0.3, 0.25], "float32")))
     _draw_skin_marks(c, f, rng)
     _draw_wrinkles(c, f, rng)
     _draw_top_hair(c, f, rng)
@@ -625,29 +629,46 @@ def _interp_matrix(n, size):
     return m
 
 
-if __name__ == "__main__":
-    import argparse
+def _save_figure(path, image_size=128, seed=0):
+    """Saves a grid of faces: 8 ages, two rows of men then two rows of women.
+
+    The PNG is palette-quantised (256 colours) to stay small.
+
+    Args:
+        path: output PNG file.
+        image_size: side of each face, in pixels.
+        seed: seed of the grid (cell `(row, col)` uses `default_rng([seed, row, col])`).
+    """
+    import io
 
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    parser = argparse.ArgumentParser(description="Saves a grid of synthetic faces by age.")
-    parser.add_argument("--out", default="figures/synthetic_faces.png")
-    parser.add_argument("--image-size", type=int, default=96)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-
     ages = (2, 6, 12, 18, 30, 45, 65, 90)
     fig, axes = plt.subplots(4, len(ages), figsize=(1.25 * len(ages), 5.6))
     for row in range(4):
+        gender = int(row >= 2)
         for col, age in enumerate(ages):
-            rng = np.random.default_rng([args.seed, row, col])
-            image, _ = render_face(age, int(row >= 2), rng, args.image_size)
+            image, _ = render_face(age, gender, np.random.default_rng([seed, row, col]), image_size)
             ax = axes[row, col]
             ax.imshow(image)
-            ax.set_title(f"{age} y, {'F' if row >= 2 else 'M'}", fontsize=8)
+            ax.set_title(f"{age} y, {'F' if gender else 'M'}", fontsize=8)
             ax.axis("off")
     fig.tight_layout(pad=0.3)
-    fig.savefig(args.out, dpi=100, pil_kwargs={"optimize": True})
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    Image.open(buffer).convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Saves a grid of synthetic faces by age and gender.")
+    parser.add_argument("--out", default="figures/synthetic_faces.png")
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    _save_figure(args.out, args.image_size, args.seed)

@@ -204,3 +204,22 @@ def make_morph(root) -> None:
             lines.append(f"{s:06d},{j},1980-01-01,2003-01-01,{race},{'M' if s % 2 else 'F'},{20 + s},{path}")
     lines.append("000099,0,1980-01-01,2003-01-01,W,M,30,Album2/missing.JPG")
     write(root / "morph_2008_nonCommercial.csv", "\n".join(lines) + "\n")
+
+
+def serve_split_tarball(server, folder, make, *, parts=3) -> str:
+    """Build `folder/` with `make(tmp)`, pack it as `<folder>.tar.xz` split in
+    `.aa`, `.ab`, ... parts inside `server`, and return the `file://` URL prefix."""
+    import tarfile
+
+    server = pathlib.Path(server)
+    build = server / "build"
+    make(build)  # creates build/<folder>/...
+    archive = server / f"{folder}.tar.xz"
+    with tarfile.open(archive, "w:xz") as t:
+        t.add(build / folder, arcname=folder)
+    data = archive.read_bytes()
+    archive.unlink()
+    step = len(data) // parts + 1
+    for i, start in enumerate(range(0, len(data), step)):
+        (server / f"{folder}.tar.xz.a{'abcdefgh'[i]}").write_bytes(data[start : start + step])
+    return archive.as_uri()

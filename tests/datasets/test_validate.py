@@ -46,8 +46,10 @@ def test_plain_jpeg_png_stay_and_tf_decodes_them_like_pillow(tmp_path, mode, fmt
     decoded = tf.io.decode_image(path.read_bytes(), channels=3).numpy()
     reference = np.asarray(Image.open(path).convert("RGB"))
     assert decoded.shape == (32, 32, 3)
-    # JPEG decoders may round the IDCT differently by a level or two; PNG is exact.
-    assert np.abs(decoded.astype(int) - reference).max() <= (3 if fmt == "JPEG" else 0)
+    # libjpeg builds may round the IDCT and chroma upsampling differently by a
+    # few levels (this image is pure noise, the worst case); PNG is exact.
+    diff = np.abs(decoded.astype(int) - reference)
+    assert diff.max() <= (8 if fmt == "JPEG" else 0) and diff.mean() < 1.5
 
 
 @pytest.mark.parametrize("kind", list(fixtures.ODD_FORMATS))

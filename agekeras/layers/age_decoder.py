@@ -1,0 +1,218 @@
+"""AgeDecoder of the DAA paper (Eqs. 8-9), factorised over the ages."""
+
+import keras
+from keras import ops
+
+from agekeras.layers.delta_age_adain import check_style, instance_statistics
+
+
+@keras.saving.register_keras_serializable(package="agekeras")
+class AgeDecoder(keras.layers.Layer):
+    """DAA AgeDecoder: one delta age per comparison age, and the age.
+
+    Eq. 8 of the DAA paper decodes each delta feature map delta(x, y) (Eq. 7,
+    `DeltaAgeAdaIN`) into a delta age
+
+        Delta_y = FC(GAP(ReLU(BN(Conv3x3(delta(x, y))))))
+
+    with one Conv 3x3 (`channels` = 64 filters, zero "same" padding), batch
+    normalisation, ReLU, global average pooling and a fully connected layer
+    to one number; the weights are shared by all ages. Eq. 9 turns the
+    deltas into the predicted age, the mean over the comparison ages y of
+    "age y minus how much older than x the face of age y is":
+
+        x' = 1/|Y| sum_y (y - Delta_y).
+
+    Factorised computation (the default, `[features, s, t, ages]` input).
+    Writing n = (E - mu)/sigma for the normalised feature, Eq. 7 is
+    delta_y = s_y n + t_y 1 - E exactly (since sigma n + mu = E), and the
+    convolution K is linear, so
+
+        K * delta_y = s_y (K * n) + t_y (K * 1) - K * E,
+
+    three convolutions for all ages instead of one per age, then |Y| cheap
+    affine combinations of `channels`-channel maps before BN/ReLU. K * 1 is
+    the convolution of an all-ones map (it differs from a constant at the
+    borders because of the zero padding, which is why it is computed and
+    not summed). For per-channel styles s, t `(ages, C)` (the single-channel
+    template variant) s_y n is a per-channel scaling, and K * (s_y n) =
+    sum_c s_yc (K_c * n_c): one depthwise convolution gives the C per-channel
+    responses `(h, w, C, channels)`, contracted with s (cost of one dense
+    conv per age divided by 9, still linear in the ages).
+
+    Naive computation (the reference, `[delta_features, ages]` input with
+    delta_features `(batch, ages, h, w, C)` from `DeltaAgeAdaIN`): the
+    convolution runs on every age's map. Both paths share the weights and
+    give the same outputs (up to float rounding).
+
+    Readings: the conv has no bias (the authors' conv has one, but BN right
+    after it removes any constant, so it gets a zero gradient); BN statistics
+    in training run over batch x ages x h x w (the authors reshape to
+    (batch * ages, C, h, w) before their Conv-BN); the comparison ages y come
+    in as a tensor so that interval sampling (every k-th age) and template
+    ages need no change here.
+
+    Args:
+        channels: filters of the 3x3 convolution (the issue/paper: 64; the
+            authors' released config uses 32).
+        epsilon: added to the variance of the content statistics (must match
+            the `DeltaAgeAdaIN` used for the naive path).
+        kernel_initializer: initializer of the conv kernel.
+        fc_initializer: initializer of the FC kernel.
+        **kwargs: base `Layer` arguments (`dtype="float32"` in models).
+
+    Call arguments:
+        inputs: `[features, s, t, ages]` (factorised): features
+            `(batch, h, w, C)`, s and t `(A,)` or `(A, C)`, ages `(A,)`; or
+            `[delta_features, ages]` (naive): `(batch, A, h, w, C)` and `(A,)`.
+        training: BN mode.
+
+    Returns:
+        `(deltas, age)`: delta ages `(batch, A)` and the predicted age
+        `(batch,)` (Eq. 9).
+
+    Example:
+
+    >>> decoder = AgeDecoder(channels=64)
+    >>> f = np.random.rand(2, 8, 8, 32).astype("float32")
+    >>> s, t, ages = np.ones(100, "float32"), np.zeros(100, "float32"), np.arange(100, dtype="float32")
+    >>> deltas, age = decoder([f, s, t, ages])
+    >>> deltas.shape, age.shape
+    (TensorShape([2, 100]), TensorShape([2]))
+    >>> naive, _ = decoder([DeltaAgeAdaIN()([f, s, t]), ages])  # same values
+    """
+
+    def __init__(
+        self,
+        channels=64,
+        epsilon=1e-5,
+        kernel_initializer="he_normal",
+        fc_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.channels = int(channels)
+        if self.channels < 1:
+            raise ValueError(f"`channels` must be >= 1, got {channels}.")
+        self.epsilon = float(epsilon)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.fc_initializer = keras.initializers.get(fc_initializer)
+        self.conv = keras.layers.Conv2D(
+            self.channels,
+            3,
+            padding="same",
+            use_bias=False,
+            kernel_initializer=self.kernel_initializer,
+            name="conv",
+            dtype=self.dtype_policy,
+        )
+        self.bn = keras.layers.BatchNormalization(axis=3, name="bn", dtype=self.dtype_policy)
+        self.fc = keras.layers.Dense(1, kernel_initializer=self.fc_initializer, name="fc", dtype=self.dtype_policy)
+
+    @staticmethod
+    def _split(inputs):
+        if not isinstance(inputs, (list, tuple)) or len(inputs) not in (2, 4):
+            raise ValueError(
+                "AgeDecoder expects [features, s, t, ages] (factorised) or "
+                "[delta_features, ages] (naive, delta_features (batch, ages, h, w, C))."
+            )
+        return list(inputs)
+
+    def _check(self, shapes):
+        if len(shapes) == 4:
+            f, s, t, ages = shapes
+            num = check_style(f, s, t)
+        else:
+            d, ages = shapes
+            if len(d) != 5:
+                raise ValueError(f"naive input must be (batch, ages, h, w, C), got shape {tuple(d)}.")
+            f, num = (d[0], d[2], d[3], d[4]), d[1]
+        if len(ages) != 1 or (num is not None and ages[0] is not None and ages[0] != num):
+            raise ValueError(f"ages must be ({num},), one per style, got shape {tuple(ages)}.")
+        return f, num
+
+    def build(self, input_shape):
+        f, _ = self._check(self._split(input_shape))
+        self.conv.build((None, None, None, f[-1]))
+        self.bn.build((None, None, None, self.channels, None))
+        self.fc.build((None, None, self.channels))
+        self.built = True
+
+    def _factorised_responses(self, features, s, t):
+        """K * delta_y for every age, laid out `(batch, h, w, channels, A)`."""
+        kernel = ops.cast(self.conv.kernel, features.dtype)
+        mean, std = instance_statistics(features, self.epsilon)
+        normalized = (features - mean) / std
+        ones = ops.ones_like(features[:1])
+        k_e = ops.conv(features, kernel, padding="same")  # (B, h, w, F)
+        s = ops.cast(s, features.dtype)
+        t = ops.cast(t, features.dtype)
+        if len(s.shape) == 1:
+            # [K*n, K*1, K*E] (B, h, w, F, 3) @ [s; t; -1] (3, A): one matmul
+            # writes all A affine combinations, ages last (no transpose).
+            k_n = ops.conv(normalized, kernel, padding="same")
+            k_1 = ops.broadcast_to(ops.conv(ones, kernel, padding="same"), ops.shape(k_n))
+            basis = ops.stack([k_n, k_1, k_e], axis=-1)
+            coef = ops.stack([s, t, -ops.ones_like(s)], axis=0)
+            return ops.matmul(basis, coef)
+        # Per-channel styles: per-input-channel responses via a depthwise conv
+        # whose depth multiplier is the number of filters.
+        shape = ops.shape(features)
+        c, f = kernel.shape[2], kernel.shape[3]
+        d_n = ops.depthwise_conv(normalized, kernel, padding="same")
+        d_n = ops.reshape(d_n, (-1, shape[1], shape[2], c, f))
+        d_1 = ops.reshape(ops.depthwise_conv(ones, kernel, padding="same"), (shape[1], shape[2], c, f))
+        scaled = ops.einsum("bhwcf,ac->bhwfa", d_n, s)
+        shifted = ops.einsum("hwcf,ac->hwfa", d_1, t)
+        return scaled + shifted[None] - k_e[..., None]
+
+    def _naive_responses(self, deltas):
+        """The conv on every age's delta map, laid out `(batch, h, w, channels, A)`."""
+        shape = ops.shape(deltas)
+        flat = ops.reshape(deltas, (-1, shape[2], shape[3], shape[4]))
+        out = ops.reshape(self.conv(flat), (shape[0], shape[1], shape[2], shape[3], self.channels))
+        return ops.transpose(out, (0, 2, 3, 4, 1))
+
+    def call(self, inputs, training=None):
+        inputs = self._split(inputs)
+        self._check([tuple(x.shape) for x in inputs])
+        if len(inputs) == 4:
+            features, s, t, ages = inputs
+            pre = self._factorised_responses(features, s, t)
+        else:
+            deltas, ages = inputs
+            pre = self._naive_responses(deltas)
+        x = ops.relu(self.bn(pre, training=training))  # BN over the filter axis (3)
+        x = ops.transpose(ops.mean(x, axis=(1, 2)), (0, 2, 1))  # (B, A, F)
+        deltas = ops.squeeze(self.fc(x), axis=-1)  # (B, A)
+        return deltas, age_from_deltas(deltas, ages)
+
+    def compute_output_shape(self, input_shape):
+        f, num = self._check(self._split(input_shape))
+        return (f[0], num), (f[0],)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "channels": self.channels,
+                "epsilon": self.epsilon,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "fc_initializer": keras.initializers.serialize(self.fc_initializer),
+            }
+        )
+        return config
+
+
+def age_from_deltas(deltas, ages):
+    """Eq. 9 of the DAA paper: `mean_y (y - Delta_y)`.
+
+    Args:
+        deltas: `(batch, A)` delta ages.
+        ages: `(A,)` comparison ages.
+
+    Returns:
+        `(batch,)` predicted ages.
+    """
+    deltas = ops.convert_to_tensor(deltas)
+    return ops.mean(ops.cast(ages, deltas.dtype)[None, :] - deltas, axis=-1)

@@ -1,0 +1,160 @@
+"""AttentionLSTMLocator: an LSTM that locates an age-sensitive box, carrying its state across images."""
+
+import keras
+from keras import ops
+
+INFERENCE_MODES = ("sequence", "independent")
+
+
+@keras.saving.register_keras_serializable(package="agekeras")
+class AttentionLSTMLocator(keras.layers.Layer):
+    """Attention LSTM of the AL-ResNets / AL-RoR paper (Fig. 4, Eqs. 3-4).
+
+    Zhang et al., "Fine-Grained Age Estimation in the Wild with Attention
+    LSTM Networks": the pooled global feature of an image (512-d) is the
+    input of an LSTM cell with 128-d cell and hidden states (Eq. 3, the
+    standard LSTM; `keras.layers.LSTMCell`). The concatenated state
+    S = [C, h] (256-d) goes through a "convolution" (a dense map, the input
+    is 1 x 1) and a sigmoid, giving the location l = (x, y, w, h) in [0, 1]
+    of an age-sensitive region (Eq. 4). The paper's point is that the LSTM
+    state is not reset between images: the locator draws on what it saw in
+    other faces.
+
+    Readings of ambiguous points, and why:
+
+    - **State across images.** During training a batch is one sequence, in
+      its (shuffled) order: image t starts from the state image t-1 left.
+      With `carry_state=True` the state at the end of a training batch is
+      stored in two non-trainable variables (`memory_h`, `memory_c`, updated
+      like BatchNorm's moving statistics, without gradient: truncated
+      back-propagation at batch boundaries) and the next batch starts from
+      it, so the whole shuffled epoch is one sequence. With
+      `carry_state=False` every batch starts from zeros. At inference the
+      stored state is read but never changed, so predictions are
+      reproducible, and `inference_mode` chooses:
+      `"sequence"` (default): the batch is a sequence in the order given,
+      starting from the stored state, as in training; `"independent"`: every
+      image gets one LSTM step from the stored state (the state learned at
+      the end of training), so its box does not depend on the other test
+      images (nor on the batch size).
+    - **Box parameterisation.** Eq. 4 gives (x, y, w, h) each in [0, 1], which
+      alone allows x + w > 1. To keep every box inside the feature map we
+      read the sigmoid outputs (a, b, c, d) as
+      w = min_size + (1 - min_size) c, h = min_size + (1 - min_size) d,
+      x = a (1 - w), y = b (1 - h): (x, y) is the top-left corner, and a, b
+      are its relative position in the room the box leaves free. `min_size`
+      (default 0.25) keeps the crop from collapsing to a point.
+    - The LSTM input is the pooled global feature only (the paper's Fig. 4);
+      the location network is one dense layer on [C, h] (cell state first,
+      as Eq. 4 writes it).
+
+    Args:
+        units: LSTM cell/hidden size (128 in the paper).
+        min_size: smallest relative box side, in [0, 1).
+        carry_state: keep the state from one training batch to the next.
+        inference_mode: "sequence" or "independent" (see above).
+        **kwargs: base `Layer` arguments (use `dtype="float32"` under mixed
+            precision).
+
+    Call arguments:
+        inputs: pooled features `(batch, d)`.
+        training: in training mode the stored state is updated (with
+            `carry_state`).
+
+    Returns:
+        Boxes `(batch, 4)` as relative `(x, y, w, h)`, `(x, y)` the top-left
+        corner, always inside `[0, 1]^2`.
+
+    Example:
+
+    >>> locator = AttentionLSTMLocator(units=128)
+    >>> boxes = locator(np.random.rand(4, 512).astype("float32"))
+    >>> boxes.shape
+    TensorShape([4, 4])
+    """
+
+    def __init__(self, units=128, min_size=0.25, carry_state=True, inference_mode="sequence", **kwargs):
+        super().__init__(**kwargs)
+        if int(units) < 1:
+            raise ValueError(f"`units` must be >= 1, got {units}.")
+        if not 0.0 <= float(min_size) < 1.0:
+            raise ValueError(f"`min_size` must be in [0, 1), got {min_size}.")
+        if inference_mode not in INFERENCE_MODES:
+            raise ValueError(f"`inference_mode` must be one of {INFERENCE_MODES}, got {inference_mode!r}.")
+        self.units = int(units)
+        self.min_size = float(min_size)
+        self.carry_state = bool(carry_state)
+        self.inference_mode = inference_mode
+        self.cell = keras.layers.LSTMCell(self.units, dtype=self.dtype_policy, name="lstm_cell")
+        self.location = keras.layers.Dense(4, dtype=self.dtype_policy, name="location")
+
+    def build(self, input_shape):
+        if len(input_shape) != 2 or input_shape[-1] is None:
+            raise ValueError(
+                f"AttentionLSTMLocator expects pooled features of shape (batch, d), got {tuple(input_shape)}."
+            )
+        self.cell.build((None, input_shape[-1]))
+        self.location.build((None, 2 * self.units))
+        self.memory_h = self.add_weight(
+            name="memory_h", shape=(1, self.units), initializer="zeros", trainable=False
+        )
+        self.memory_c = self.add_weight(
+            name="memory_c", shape=(1, self.units), initializer="zeros", trainable=False
+        )
+
+    def _box(self, state):
+        a, b, c, d = ops.unstack(ops.sigmoid(self.location(state)), 4, axis=-1)
+        w = self.min_size + (1.0 - self.min_size) * c
+        h = self.min_size + (1.0 - self.min_size) * d
+        return ops.stack([a * (1.0 - w), b * (1.0 - h), w, h], axis=-1)
+
+    def _sequence(self, inputs, h0, c0):
+        """Runs the cell over the batch axis; returns S_t = [C_t, h_t] and the final state."""
+
+        def step(carry, x):
+            _, (h, c) = self.cell(x[None], list(carry))
+            # The per-step output repeats the carry: the TensorFlow backend's
+            # `ops.scan` wants outputs shaped like the carry.
+            return (h, c), (h, c)
+
+        (h, c), (hs, cs) = ops.scan(step, (h0, c0), inputs)
+        states = ops.concatenate([cs[:, 0], hs[:, 0]], axis=-1)
+        return states, h, c
+
+    def call(self, inputs, training=None):
+        dtype = inputs.dtype
+        h0 = ops.cast(self.memory_h, dtype)
+        c0 = ops.cast(self.memory_c, dtype)
+        if self.carry_state is False and training:
+            h0, c0 = ops.zeros_like(h0), ops.zeros_like(c0)
+        if not training and self.inference_mode == "independent":
+            batch = ops.shape(inputs)[0]
+            h = ops.broadcast_to(h0, (batch, self.units))
+            c = ops.broadcast_to(c0, (batch, self.units))
+            _, (h, c) = self.cell(inputs, [h, c])
+            return self._box(ops.concatenate([c, h], axis=-1))
+        states, h, c = self._sequence(inputs, h0, c0)
+        if training and self.carry_state:
+            self.memory_h.assign(ops.cast(ops.stop_gradient(h), self.memory_h.dtype))
+            self.memory_c.assign(ops.cast(ops.stop_gradient(c), self.memory_c.dtype))
+        return self._box(states)
+
+    def reset_state(self):
+        """Sets the stored state back to zeros."""
+        self.memory_h.assign(ops.zeros_like(self.memory_h))
+        self.memory_c.assign(ops.zeros_like(self.memory_c))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 4)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "units": self.units,
+                "min_size": self.min_size,
+                "carry_state": self.carry_state,
+                "inference_mode": self.inference_mode,
+            }
+        )
+        return config

@@ -1,0 +1,472 @@
+"""DAA: "A Delta Age AdaIN operation for age estimation via binary code
+transformer" (Chen et al., CVPR 2023), notebook 03.
+
+The network has four parts (Fig. 1 of the paper):
+
+    image -> FaceEncoder -> E(x) (h, w, C)
+    binary codes of the ages -> MLP -> (s_y, t_y) per age          (BinaryCodeMapping)
+    DAA: delta(x, y) = AdaIN(E(x), s_y, t_y) - E(x) for every age   (Eq. 7)
+    AgeDecoder: delta(x, y) -> Delta_y; age = mean_y (y - Delta_y)   (Eqs. 8-9)
+
+trained with the smooth L1 loss on the age (Eq. 10). The decoder here is the
+factorised one (`AgeDecoder` on `[features, s, t, ages]`: three
+convolutions for all ages); `decoder="naive"` builds the reference path
+(`DeltaAgeAdaIN` materialising every age's delta map, then the same
+decoder), used by `benchmarks/daa_decoder.py`.
+
+Registered models (all regression on the "age" output with `SmoothL1`):
+
+| name | FaceEncoder | style of age y |
+|---|---|---|
+| `daa_resnet18` | ResNet-18 adapted to faces | binary code mapping (the paper's method) |
+| `daa_c3ae` | C3AE (plain) | binary code mapping |
+| `daa_resnet18_single` | ResNet-18 adapted | template face, per-channel statistics (Eq. 3) |
+| `daa_resnet18_multi` | ResNet-18 adapted | template face, statistics over all channels (Eq. 5) |
+| `daa_resnet18_plain` | ResNet-18 adapted | none: GAP + FC regression, the paper's "w/o DAA" |
+| `daa_c3ae_plain` | C3AE (plain) | none: GAP + FC regression |
+
+`daa_resnet18_plain` is not the foundation's `resnet18_regression`: that one
+is the standard ResNet-18 (7x7 stride-2 stem + max-pool), while the paper's
+"w/o DAA" baseline uses the same adapted face encoder as DAA.
+
+FaceEncoders, following the authors' code (github.com/redcping/
+Delta_Age_AdaIN, `Networks/ResNets.py`, `Networks/C3AENet.py`):
+- ResNet-18 adapted: first conv 3x3 (stride 2, 64 filters) instead of 7x7,
+  no max-pool, then the four basic-block stages (strides 1, 2, 2, 2): total
+  stride 16, so 512 x 8 x 8 at 128 px (4 x 4 at 64 px). The stride 2 of the
+  3x3 stem is the authors'; it is what gives 8 x 8 at 128 px.
+- C3AE plain: 3 x [Conv 3x3 valid (32) -> BN -> h-swish -> AvgPool 2 ->
+  SE], Conv 3x3 valid -> BN -> h-swish -> SE, Conv 1x1 -> SE (the authors'
+  C3AE, with squeeze-excitation blocks 32 -> 16 -> 32 and h-swish). With
+  valid convolutions it gives 32 x 8 x 8 at 96 px (the authors' config
+  mentions 96) and 32 x 4 x 4 at 64 px (the original C3AE's 64 px input).
+
+Template variants: the style of age y comes from one real face of (about)
+age y, passed through the same encoder at every step (gradients flow through
+it, as in the authors' code); the template faces are stored in the model (a
+non-trainable `TemplateBank` weight, saved with it), chosen once from the
+training split (`select_templates`), not re-drawn every batch as the
+authors' data loader may do. Give them to the builder as
+`templates="path.npz"` (keys `images` (n, H, W, 3) in [0, 255] at the
+model's input size and `ages` (n,); written by `save_templates`) or as a
+dict of arrays. Without templates the builder uses placeholder noise images
+(and warns): fine for a smoke test, meaningless for training.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import keras
+import numpy as np
+from keras import ops
+
+from agekeras.layers import AgeDecoder, BinaryCodeMapping, DeltaAgeAdaIN, TemplateStatistics
+from agekeras.losses import SmoothL1
+from agekeras.models.baselines import age_model
+from agekeras.models.registry import register
+
+logger = logging.getLogger("agekeras.models.daa")
+
+BN_EPSILON = 1.001e-5  # keras-cv's ResNet value (torchvision: 1e-5)
+VARIANTS = ("binary", "single", "multi")
+DECODERS = ("factorised", "naive")
+
+
+# ----- FaceEncoders --------------------------------------------------------------
+
+
+def face_resnet18(input_shape, name="face_resnet18"):
+    """ResNet-18 adapted to faces: `(H, W, 3)` in [-1, 1] -> `(H/16, W/16, 512)`.
+
+    3x3 stride-2 stem conv (no bias) + BN + ReLU, no max-pool, then
+    keras-cv's ResNet v1 basic-block stages 64-128-256-512 (2 blocks each,
+    strides 1-2-2-2; the first stage has an identity shortcut, as in
+    torchvision, since it keeps the width and the resolution).
+    """
+    # keras-cv 0.9 exposes its ResNet stage builder only under `src`.
+    from keras_cv.src.models.backbones.resnet_v1.resnet_v1_backbone import apply_stack
+
+    h, w = input_shape[0], input_shape[1]
+    if (h is not None and h < 16) or (w is not None and w < 16):
+        raise ValueError(f"face_resnet18 needs inputs of at least 16x16 (total stride 16), got {input_shape}.")
+    inputs = keras.Input(tuple(input_shape), name="scaled_image")
+    x = keras.layers.Conv2D(64, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(inputs)
+    x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name="stem_bn")(x)
+    x = keras.layers.Activation("relu", name="stem_relu")(x)
+    for i, (filters, stride) in enumerate(zip((64, 128, 256, 512), (1, 2, 2, 2))):
+        x = apply_stack(
+            x, filters, blocks=2, stride=stride, name=f"stage{i + 1}", block_type="basic_block", first_shortcut=i > 0
+        )
+    return keras.Model(inputs, x, name=name)
+
+
+def c3ae_output_size(size):
+    """Spatial size of the C3AE feature map for an input side `size` (valid convs)."""
+    for _ in range(3):
+        size = (size - 2) // 2
+    return size - 2
+
+
+def c3ae_encoder(input_shape, name="c3ae_encoder"):
+    """C3AE plain encoder (the DAA authors' version): `(H, W, 3)` -> `(h, w, 32)`.
+
+    h = ((((H - 2) // 2 - 2) // 2 - 2) // 2) - 2: 8 at 96 px, 4 at 64 px.
+    """
+    for side in input_shape[:2]:
+        if side is not None and c3ae_output_size(side) < 1:
+            raise ValueError(f"C3AE needs inputs of at least 40x40 (valid convolutions), got {input_shape}.")
+
+    inputs = keras.Input(tuple(input_shape), name="scaled_image")
+    x = inputs
+    for i in range(3):
+        x = keras.layers.Conv2D(32, 3, name=f"conv{i + 1}")(x)
+        x = keras.layers.BatchNormalization(name=f"bn{i + 1}")(x)
+        x = keras.layers.Activation("hard_swish", name=f"hswish{i + 1}")(x)
+        x = keras.layers.AveragePooling2D(2, name=f"pool{i + 1}")(x)
+        x = _squeeze_excite(x, f"se{i + 1}")
+    x = keras.layers.Conv2D(32, 3, name="conv4")(x)
+    x = keras.layers.BatchNormalization(name="bn4")(x)
+    x = keras.layers.Activation("hard_swish", name="hswish4")(x)
+    x = _squeeze_excite(x, "se4")
+    x = keras.layers.Conv2D(32, 1, name="conv5")(x)
+    x = _squeeze_excite(x, "se5")
+    return keras.Model(inputs, x, name=name)
+
+
+def _squeeze_excite(x, name):
+    import keras_cv
+
+    return keras_cv.layers.SqueezeAndExcite2D(
+        32, bottleneck_filters=16, squeeze_activation="hard_swish", excite_activation="sigmoid", name=name
+    )(x)
+
+
+ENCODERS = {"resnet18": face_resnet18, "c3ae": c3ae_encoder}
+
+
+# ----- template faces ------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="agekeras")
+class TemplateBank(keras.layers.Layer):
+    """Holds the template faces (one per comparison age) inside a model.
+
+    Two non-trainable weights, `images` `(n, H, W, 3)` (pixel values as the
+    model's input, [0, 255]) and `ages` `(n,)`. The call ignores its input
+    (it only anchors the layer in the functional graph) and returns every
+    `interval`-th template: `(images[::k], ages[::k])`.
+
+    Args:
+        num_templates: n.
+        image_shape: `(H, W, 3)`.
+        interval: keep every `interval`-th template.
+    """
+
+    def __init__(self, num_templates, image_shape, interval=1, **kwargs):
+        super().__init__(**kwargs)
+        self.num_templates = int(num_templates)
+        self.image_shape = tuple(int(v) for v in image_shape)
+        self.interval = int(interval)
+        if self.interval < 1 or self.interval > self.num_templates:
+            raise ValueError(f"`interval` must be in [1, {self.num_templates}], got {interval}.")
+
+    def build(self, input_shape=None):
+        self.images = self.add_weight(
+            name="images", shape=(self.num_templates, *self.image_shape), initializer="zeros", trainable=False
+        )
+        self.ages = self.add_weight(name="ages", shape=(self.num_templates,), initializer="zeros", trainable=False)
+        self.built = True
+
+    def set_templates(self, images, ages):
+        """Assign template `images` `(n, H, W, 3)` and `ages` `(n,)`."""
+        images = np.asarray(images, "float32")
+        ages = np.asarray(ages, "float32").reshape(-1)
+        if images.shape != (self.num_templates, *self.image_shape) or ages.shape != (self.num_templates,):
+            raise ValueError(
+                f"templates must be images {(self.num_templates, *self.image_shape)} and ages "
+                f"({self.num_templates},); got {images.shape} and {ages.shape}."
+            )
+        if not self.built:
+            self.build()
+        self.images.assign(images)
+        self.ages.assign(ages)
+
+    def sampled_indices(self):
+        return np.arange(0, self.num_templates, self.interval)
+
+    def call(self, inputs=None):
+        idx = ops.convert_to_tensor(self.sampled_indices(), dtype="int32")
+        images = ops.take(ops.cast(self.images, self.compute_dtype), idx, axis=0)
+        return images, ops.take(ops.cast(self.ages, self.compute_dtype), idx, axis=0)
+
+    def compute_output_shape(self, input_shape=None):
+        n = len(self.sampled_indices())
+        return (n, *self.image_shape), (n,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {"num_templates": self.num_templates, "image_shape": list(self.image_shape), "interval": self.interval}
+        )
+        return config
+
+
+def select_templates(ages, age_min=None, num_ages=None, seed=0):
+    """Indices of one template face per comparison age.
+
+    For every integer age y in age_min..age_min+num_ages-1 that occurs in
+    `ages` (rounded), one face of that age is drawn at random (seeded); ages
+    with no face are skipped, so the comparison set is the ages present in
+    the data (Eq. 9 averages over whichever ages are compared).
+
+    Args:
+        ages: `(n,)` ages of the candidate faces (e.g. the training split).
+        age_min, num_ages: the comparison range (default: the ages' range).
+        seed: random seed.
+
+    Returns:
+        int array of indices into `ages`, sorted by age.
+    """
+    ages = np.rint(np.asarray(ages, "float64").reshape(-1)).astype(int)
+    lo = int(ages.min()) if age_min is None else int(age_min)
+    hi = int(ages.max()) if num_ages is None else lo + int(num_ages) - 1
+    rng = np.random.default_rng(seed)
+    out = []
+    for y in range(lo, hi + 1):
+        candidates = np.flatnonzero(ages == y)
+        if len(candidates):
+            out.append(int(rng.choice(candidates)))
+    if not out:
+        raise ValueError(f"no face has an age in [{lo}, {hi}].")
+    return np.asarray(out)
+
+
+def save_templates(path, images, ages):
+    """Write template faces to an `.npz` file for `templates=path`."""
+    images = np.asarray(images, "float32")
+    ages = np.asarray(ages, "float32").reshape(-1)
+    if images.ndim != 4 or images.shape[-1] != 3 or len(images) != len(ages):
+        raise ValueError(f"templates must be images (n, H, W, 3) and ages (n,); got {images.shape}, {ages.shape}.")
+    np.savez_compressed(path, images=images, ages=ages)
+    return str(path)
+
+
+def _load_templates(templates, input_shape, num_classes, age_min):
+    if templates is None:
+        logger.warning(
+            "DAA template variant built without templates: using placeholder noise images. "
+            "Pass templates='file.npz' (see agekeras.models.daa.save_templates) for real training."
+        )
+        rng = np.random.default_rng(0)
+        images = rng.uniform(0, 255, (num_classes, *input_shape)).astype("float32")
+        return images, np.arange(num_classes, dtype="float32") + age_min
+    if isinstance(templates, str):
+        with np.load(templates) as data:
+            images, ages = data["images"], data["ages"]
+    elif isinstance(templates, dict):
+        images, ages = templates["images"], templates["ages"]
+    else:
+        images, ages = templates
+    images = np.asarray(images, "float32")
+    ages = np.asarray(ages, "float32").reshape(-1)
+    if images.shape[1:] != tuple(input_shape) or len(images) != len(ages):
+        raise ValueError(
+            f"template images must be (n, {', '.join(map(str, input_shape))}) with n ages; "
+            f"got images {images.shape} and ages {ages.shape}."
+        )
+    return images, ages
+
+
+# ----- models --------------------------------------------------------------------
+
+
+def daa_model(
+    encoder="resnet18",
+    *,
+    input_shape=(64, 64, 3),
+    num_classes=101,
+    age_min=0,
+    variant="binary",
+    interval=1,
+    decoder="factorised",
+    decoder_channels=64,
+    bits=8,
+    epsilon=1e-5,
+    templates=None,
+    name=None,
+):
+    """Build a DAA model.
+
+    Args:
+        encoder: "resnet18" (adapted ResNet-18) or "c3ae".
+        input_shape: `(H, W, 3)`, pixels in [0, 255].
+        num_classes: number of comparison ages A for the binary mapping
+            (ages age_min..age_min+A-1; the paper: 100).
+        age_min: age of code 0.
+        variant: "binary" (binary code mapping), "single" (template,
+            per-channel statistics, Eq. 3) or "multi" (template, statistics
+            over all channels, Eq. 5).
+        interval: use every `interval`-th comparison age (Tables 6-7).
+        decoder: "factorised" (default) or "naive" (reference).
+        decoder_channels: filters of the AgeDecoder conv (64).
+        bits: binary code length (8).
+        epsilon: DAA variance epsilon.
+        templates: template faces for "single"/"multi" (see module docstring).
+        name: model name.
+
+    Returns:
+        A `keras.Model` image -> `{"age": (batch,)}`.
+    """
+    if encoder not in ENCODERS:
+        raise ValueError(f"encoder must be one of {sorted(ENCODERS)}, got {encoder!r}.")
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}.")
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}.")
+    input_shape = tuple(input_shape)
+    if len(input_shape) != 3 or input_shape[-1] != 3:
+        raise ValueError(f"input_shape must be (H, W, 3), got {input_shape}.")
+    inputs = keras.Input(input_shape, name="image")
+    scale = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale")
+    enc = ENCODERS[encoder](input_shape)
+    features = enc(scale(inputs))
+    if variant == "binary":
+        mapping = BinaryCodeMapping(
+            num_ages=num_classes, age_min=age_min, bits=bits, interval=interval, dtype="float32",
+            name="binary_code_mapping",
+        )
+        s, t, ages = mapping(features)
+    else:
+        images, template_ages = _load_templates(templates, input_shape, num_classes, age_min)
+        bank = TemplateBank(len(images), input_shape, interval=interval, name="template_bank")
+        bank.set_templates(images, template_ages)
+        template_images, ages = bank(inputs)
+        template_features = enc(scale(template_images))
+        stats = TemplateStatistics("channel" if variant == "single" else "all", epsilon, dtype="float32",
+                                   name="template_statistics")
+        s, t = stats(template_features)
+    age_decoder = AgeDecoder(decoder_channels, epsilon=epsilon, dtype="float32", name="age_decoder")
+    if decoder == "naive":
+        delta_maps = DeltaAgeAdaIN(epsilon, name="delta_age_adain")([features, s, t])
+        _, age = age_decoder([delta_maps, ages])
+    else:
+        _, age = age_decoder([features, s, t, ages])
+    return keras.Model(inputs, {"age": age}, name=name or f"daa_{encoder}_{variant}")
+
+
+def plain_model(encoder="resnet18", *, input_shape=(64, 64, 3), num_classes=101, age_min=0, name=None):
+    """The paper's "w/o DAA" baseline: the same FaceEncoder, global average
+    pooling and one FC output (regression, smooth L1)."""
+    if encoder not in ENCODERS:
+        raise ValueError(f"encoder must be one of {sorted(ENCODERS)}, got {encoder!r}.")
+    return age_model(
+        ENCODERS[encoder](tuple(input_shape)),
+        input_shape=input_shape,
+        head="regression",
+        num_classes=num_classes,
+        age_min=age_min,
+        name=name or f"daa_{encoder}_plain",
+    )
+
+
+def with_interval(model, interval):
+    """The same trained DAA model comparing with every `interval`-th age.
+
+    Rebuilds the graph with the `BinaryCodeMapping` (or `TemplateBank`) set
+    to `interval` and every other layer shared with `model` (same weights,
+    no copy); the interval only selects which (s_y, t_y) are used, so the
+    trained weights carry over (interval sampling, Tables 6-7).
+    """
+    targets = [layer for layer in model.layers if isinstance(layer, (BinaryCodeMapping, TemplateBank))]
+    if len(targets) != 1:
+        raise ValueError(f"{model.name!r} has no DAA comparison-age layer (BinaryCodeMapping or TemplateBank).")
+    old = targets[0]
+    new = old.__class__.from_config({**old.get_config(), "interval": int(interval)})
+    new.build()
+    new.set_weights(old.get_weights())
+
+    def clone(layer):
+        return new if layer is old else layer
+
+    out = keras.models.clone_model(model, clone_function=clone)
+    return out
+
+
+def style_statistics(model):
+    """The learned S, T of a binary-mapping DAA model for all its ages.
+
+    Returns:
+        dict of NumPy arrays `ages`, `s`, `t` (Fig. 3 of the paper).
+    """
+    mapping = [layer for layer in model.layers if isinstance(layer, BinaryCodeMapping)]
+    if not mapping:
+        raise ValueError(f"{model.name!r} has no BinaryCodeMapping layer.")
+    m = mapping[0]
+    s, t, ages = m.style_statistics(np.arange(m.num_ages))
+    return {"ages": ops.convert_to_numpy(ages), "s": ops.convert_to_numpy(s), "t": ops.convert_to_numpy(t)}
+
+
+def delta_ages(model, images):
+    """Per-age deltas Delta_y `(batch, A)` and comparison ages `(A,)` of a DAA
+    model on `images` (inference mode), for inspection."""
+    dec = model.get_layer("age_decoder")
+    probe = keras.Model(model.inputs, {"deltas": dec.output[0]})
+    deltas = probe.predict(images, verbose=0)["deltas"]
+    holder = [layer for layer in model.layers if isinstance(layer, (BinaryCodeMapping, TemplateBank))][0]
+    if isinstance(holder, BinaryCodeMapping):
+        ages = ops.convert_to_numpy(holder.style_statistics()[2])
+    else:
+        ages = ops.convert_to_numpy(holder(None)[1])
+    return deltas, ages
+
+
+# ----- registry ------------------------------------------------------------------
+
+_LOSSES = {"age": SmoothL1()}
+_DESC = "DAA (Chen et al. 2023): "
+
+
+@register("daa_resnet18", paper="daa", description=_DESC + "adapted ResNet-18 + binary code mapping", losses=_LOSSES)
+def daa_resnet18(input_shape=(64, 64, 3), num_classes=101, age_min=0, **kwargs):
+    """DAA with the adapted ResNet-18 FaceEncoder (kwargs: see `daa_model`)."""
+    kwargs.setdefault("name", "daa_resnet18")
+    return daa_model("resnet18", input_shape=input_shape, num_classes=num_classes, age_min=age_min, **kwargs)
+
+
+@register("daa_c3ae", paper="daa", description=_DESC + "C3AE (plain) + binary code mapping", losses=_LOSSES)
+def daa_c3ae(input_shape=(64, 64, 3), num_classes=101, age_min=0, **kwargs):
+    """DAA with the C3AE (plain) FaceEncoder (kwargs: see `daa_model`)."""
+    kwargs.setdefault("name", "daa_c3ae")
+    return daa_model("c3ae", input_shape=input_shape, num_classes=num_classes, age_min=age_min, **kwargs)
+
+
+@register("daa_resnet18_single", paper="daa", description=_DESC + "template faces, per-channel statistics (Eq. 3)",
+          losses=_LOSSES)
+def daa_resnet18_single(input_shape=(64, 64, 3), num_classes=101, age_min=0, templates=None, **kwargs):
+    """DAA single-channel template variant (kwargs: see `daa_model`)."""
+    kwargs.setdefault("name", "daa_resnet18_single")
+    return daa_model("resnet18", input_shape=input_shape, num_classes=num_classes, age_min=age_min,
+                     variant="single", templates=templates, **kwargs)
+
+
+@register("daa_resnet18_multi", paper="daa", description=_DESC + "template faces, all-channel statistics (Eq. 5)",
+          losses=_LOSSES)
+def daa_resnet18_multi(input_shape=(64, 64, 3), num_classes=101, age_min=0, templates=None, **kwargs):
+    """DAA multi-channel template variant (kwargs: see `daa_model`)."""
+    kwargs.setdefault("name", "daa_resnet18_multi")
+    return daa_model("resnet18", input_shape=input_shape, num_classes=num_classes, age_min=age_min,
+                     variant="multi", templates=templates, **kwargs)
+
+
+@register("daa_resnet18_plain", paper="daa", description=_DESC + "'w/o DAA' baseline, adapted ResNet-18 + FC",
+          losses=_LOSSES)
+def daa_resnet18_plain(input_shape=(64, 64, 3), num_classes=101, age_min=0):
+    """The paper's "w/o DAA" baseline on the adapted ResNet-18."""
+    return plain_model("resnet18", input_shape=input_shape, num_classes=num_classes, age_min=age_min)
+
+
+@register("daa_c3ae_plain", paper="daa", description=_DESC + "'w/o DAA' baseline, C3AE + FC", losses=_LOSSES)
+def daa_c3ae_plain(input_shape=(64, 64, 3), num_classes=101, age_min=0):
+    """The "w/o DAA" baseline on the C3AE (plain) encoder."""
+    return plain_model("c3ae", input_shape=input_shape, num_classes=num_classes, age_min=age_min)

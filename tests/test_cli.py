@@ -1,0 +1,43 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from agekeras import cli
+
+
+def test_unknown_names_list_the_choices(capsys):
+    with pytest.raises(SystemExit, match="Available models: .*resnet18_dex"):
+        cli.main(["train", "--model", "nope", "--out", "x"])
+    with pytest.raises(SystemExit, match="Available datasets: .*utkface"):
+        cli.main(["train", "--model", "resnet18_dex", "--dataset", "nope", "--out", "x"])
+
+
+def test_epochs_and_time_budget_are_exclusive():
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--model", "resnet18_dex", "--epochs", "2", "--time-budget", "1", "--out", "x"])
+
+
+def test_list_shows_models_and_datasets(capsys):
+    cli.main(["list"])
+    out = capsys.readouterr().out
+    assert "resnet18_dex" in out and "synthetic" in out and "utkface" in out
+
+
+def test_model_args_parse_json():
+    assert cli._kv(["n=40", "name=abc", "flag=true", "xs=[1,2]"]) == {"n": 40, "name": "abc", "flag": True, "xs": [1, 2]}
+
+
+@pytest.mark.slow
+def test_quickstart_and_evaluate_end_to_end(tmp_path):
+    run = tmp_path / "qs"
+    p = subprocess.run([sys.executable, "-m", "agekeras", "quickstart", "--minutes", "0.1", "--n", "300", "--out", str(run)],
+                       capture_output=True, text=True, timeout=400)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "metrics:" in p.stdout and "figures:" in p.stdout
+    summary = json.loads([l for l in p.stdout.splitlines() if l.startswith("{")][-1])
+    assert summary["n"] == 60 and summary["mae"] > 0
+    p = subprocess.run([sys.executable, "-m", "agekeras", "evaluate", "--run", str(run)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert json.loads((run / "metrics.json").read_text())["mae"] == pytest.approx(summary["mae"], abs=1e-3)

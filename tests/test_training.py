@@ -1,0 +1,136 @@
+"""Training, resume, time budget, evaluation and strategies, on tiny synthetic runs."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from agekeras.training import ProgressSchedule, TrainConfig, evaluate, train
+
+TINY = dict(dataset="synthetic", dataset_kwargs={"n": 160}, image_size=32, batch_size=32, verbose=0)
+
+
+def _history(run):
+    with open(run / "history.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def _cli(*args, env=None, **kw):
+    e = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
+    return subprocess.Popen([sys.executable, "-m", "agekeras", *args], env=e, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kw)
+
+
+@pytest.mark.slow
+def test_train_writes_the_run_directory(tmp_path):
+    run = tmp_path / "run"
+    result = train(TrainConfig(model="resnet18_dex", epochs=2, out=str(run), **TINY))
+    for name in ("config.json", "history.csv", "best.keras", "last.keras", "metrics.json", "predictions.csv",
+                 "state.json", "figures/curves.png", "figures/pred_vs_true.png", "figures/mae_by_age.png"):
+        assert (run / name).exists(), name
+    rows = _history(run)
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    assert {"loss", "age_mae", "val_age_mae", "lr", "train_seconds"} <= set(rows[0])
+    saved = json.loads((run / "metrics.json").read_text())
+    assert saved["mae"] == pytest.approx(result["mae"]) and saved["n"] == 32  # 20% of 160
+    assert set(saved["by_gender"]) == {"male", "female"}
+    preds = list(csv.DictReader(open(run / "predictions.csv")))
+    assert len(preds) == 32
+    pred = np.array([float(p["predicted"]) for p in preds])
+    true = np.array([float(p["age"]) for p in preds])
+    assert np.mean(np.abs(pred - true)) == pytest.approx(result["mae"], abs=0.01)
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["age_min"] >= 0 and cfg["num_classes"] == cfg["dataset"]["age_max"] - cfg["age_min"] + 1
+    # A finished run asked for more epochs continues where it stopped.
+    train(TrainConfig(model="resnet18_dex", epochs=3, out=str(run), **TINY))
+    assert [int(r["epoch"]) for r in _history(run)] == [0, 1, 2]
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_from_its_last_epoch(tmp_path):
+    run = tmp_path / "run"
+    args = ["train", "--model", "resnet18_dex", "--dataset", "synthetic", "--dataset-arg", "n=160",
+            "--image-size", "32", "--batch-size", "16", "--epochs", "30", "--out", str(run), "--verbose", "0"]
+    proc = _cli(*args)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        state = run / "state.json"
+        if state.exists() and json.loads(state.read_text())["epochs_done"] >= 2:
+            break
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = json.loads((run / "state.json").read_text())["epochs_done"]
+    assert 2 <= done < 30
+    model = keras.saving.load_model(run / "last.keras", safe_mode=True)
+    assert int(model.optimizer.iterations.numpy()) == done * 8  # 128 training faces / 16; optimizer state is in last.keras
+    args[args.index("30")] = str(done + 2)
+    out, _ = _cli(*args).communicate(timeout=300)
+    assert "resuming" in out
+    assert [int(r["epoch"]) for r in _history(run)] == list(range(done + 2))
+    assert json.loads((run / "state.json").read_text())["epochs_done"] == done + 2
+    assert json.loads((run / "metrics.json").read_text())["n"] == 32
+
+
+@pytest.mark.slow
+def test_time_budget_stops_training_and_fits_the_schedule(tmp_path):
+    run = tmp_path / "run"
+    t = time.time()
+    train(TrainConfig(model="resnet18_dex", epochs=None, time_budget=0.1, out=str(run), **TINY))
+    state = json.loads((run / "state.json").read_text())
+    assert 6.0 <= state["train_seconds"] < 6.0 + 15.0
+    assert time.time() - t < 120
+    lrs = [float(r["lr"]) for r in _history(run)]
+    assert lrs[-1] < 0.2 * 1e-3  # cosine reached its tail at the budget
+
+
+def test_progress_schedule_shape():
+    s = ProgressSchedule(1.0, total_steps=100, warmup=0.1, floor=0.01)
+    assert s.lr_at(0.0) == pytest.approx(0.01)
+    assert s.lr_at(0.05) == pytest.approx(0.5)
+    assert s.lr_at(0.1) == pytest.approx(1.0)
+    assert s.lr_at(0.55) == pytest.approx(0.01 + 0.99 * 0.5)
+    assert s.lr_at(1.0) == pytest.approx(0.01)
+
+
+@pytest.mark.slow
+def test_evaluate_reloads_with_safe_mode_and_rejects_other_runs(tmp_path):
+    run = tmp_path / "run"
+    first = train(TrainConfig(model="resnet18_coral", epochs=1, out=str(run), **TINY))
+    again = evaluate(run)
+    assert again["mae"] == pytest.approx(first["mae"], abs=1e-4)
+    with pytest.raises(ValueError, match="holds a run of resnet18_coral"):
+        train(TrainConfig(model="resnet18_dex", epochs=1, out=str(run), **TINY))
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        evaluate(tmp_path)
+
+
+@pytest.mark.slow
+def test_mixed_precision_restores_the_global_policy(tmp_path):
+    result = train(TrainConfig(model="resnet18_dex", epochs=1, mixed_precision=True, out=str(tmp_path / "r"), **TINY))
+    assert np.isfinite(result["mae"])
+    assert keras.mixed_precision.global_policy().name == "float32"
+    model = keras.saving.load_model(tmp_path / "r" / "best.keras", compile=False)
+    assert model.get_layer("dex_head").dtype_policy.compute_dtype == "float32"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy,extra,env", [
+    ("mirrored", ["--virtual-cpus", "2"], {}),
+    ("multiworker", [], {"TF_CONFIG": json.dumps({"cluster": {"worker": ["localhost:0"]}, "task": {"type": "worker", "index": 0}})}),
+])
+def test_distribution_strategies_on_cpu(tmp_path, strategy, extra, env):
+    out, _ = _cli("train", "--model", "resnet18_dex", "--dataset", "synthetic", "--dataset-arg", "n=64",
+                  "--image-size", "32", "--batch-size", "16", "--epochs", "1", "--strategy", strategy,
+                  "--out", str(tmp_path / "r"), "--verbose", "0", *extra, env=env).communicate(timeout=300)
+    assert (tmp_path / "r" / "metrics.json").exists(), out
+    if strategy == "mirrored":
+        assert "cpu:1" in out.lower(), out  # the model was mirrored on two devices
