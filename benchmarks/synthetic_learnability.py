@@ -113,7 +113,7 @@ def main():
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--time-budget-s", type=float, default=180.0)
-    parser.add_argument("--epochs", type=int, default=None, help="train exactly this many epochs (no time budget)")
+    parser.add_argument("--epochs", type=int, default=None, help="exact number of epochs (no time budget)")
     args = parser.parse_args()
 
     _, speed_128 = timed_generate(500, 128, seed=args.seed + 100)

@@ -126,7 +126,9 @@ def split(
     else:
         white = np.flatnonzero(ds.race == 0)
         if len(white) < 2:
-            raise ValueError(f"morph_caucasian needs rows with race == 0 (White); {ds.name} has {len(white)}.")
+            raise ValueError(
+                f"morph_caucasian needs rows with race == 0 (White); {ds.name} has {len(white)}."
+            )
         groups = ds.subject[white]
         if np.any(groups == ""):
             logger.warning("%s: no subject ids; morph_caucasian splits rows, not subjects.", ds.name)

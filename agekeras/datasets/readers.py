@@ -396,7 +396,9 @@ def read_fgnet(data_dir, *, min_age: float = 0, max_age: float = 116) -> AgeData
         i_subj = _pick(header, ("personid", "subject", "subjectid", "person", "id"))
         i_age = _pick(header, ("age",))
         if None in (i_name, i_subj, i_age):
-            raise ValueError(f"fgnet: {root / 'annotations.csv'} needs filename, person_id and age columns; got {header}.")
+            raise ValueError(
+                f"fgnet: {root / 'annotations.csv'} needs filename, person_id and age columns; got {header}."
+            )
         for row in body:
             if len(row) > max(i_name, i_subj, i_age):
                 labels[row[i_name].lower()] = (row[i_subj], row[i_age])
@@ -519,11 +521,17 @@ def read_adience(data_dir, *, images: str = "auto") -> AgeDataset:
         fold_file = root / f"fold_{k}_data.txt"
         if not fold_file.is_file():
             raise FileNotFoundError(f"adience: {fold_file} is missing. Expected layout:\n{ADIENCE_LAYOUT}")
-        table = [line.split("\t") for line in fold_file.read_text(errors="replace").splitlines() if line.strip()]
+        table = [
+            line.split("\t") for line in fold_file.read_text(errors="replace").splitlines() if line.strip()
+        ]
         header, body = [h.strip() for h in table[0]], table[1:]
-        cols = {c: _pick(header, (c.replace("_", ""),)) for c in ("user_id", "original_image", "face_id", "age", "gender")}
+        cols = {
+            c: _pick(header, (c.replace("_", ""),))
+            for c in ("user_id", "original_image", "face_id", "age", "gender")
+        }
         if None in cols.values():
-            raise ValueError(f"adience: {fold_file} header lacks {[c for c, i in cols.items() if i is None]}; got {header}.")
+            missing = [c for c, i in cols.items() if i is None]
+            raise ValueError(f"adience: {fold_file} header lacks {missing}; got {header}.")
         for row in body:
             row = [c.strip() for c in row]
             if len(row) <= max(cols.values()):
@@ -584,12 +592,15 @@ def read_megaage_asian(data_dir, *, min_age: float = 0, max_age: float = 116) ->
     for split in ("train", "test"):
         names_file, ages_file = root / "list" / f"{split}_name.txt", root / "list" / f"{split}_age.txt"
         if not (names_file.is_file() and ages_file.is_file()):
-            raise FileNotFoundError(f"megaage_asian: {names_file.name} or {ages_file.name} missing. Expected layout:\n{MEGAAGE_LAYOUT}")
+            raise FileNotFoundError(
+                f"megaage_asian: {names_file} or {ages_file.name} is missing. "
+                f"Expected layout:\n{MEGAAGE_LAYOUT}"
+            )
         names = names_file.read_text().split()
         ages = ages_file.read_text().split()
         if len(names) != len(ages):
             raise ValueError(f"megaage_asian: {len(names)} names but {len(ages)} ages for {split}.")
-        for name, age_text in zip(names, ages):
+        for name, age_text in zip(names, ages, strict=True):
             age = _float(age_text)
             if age is None:
                 rows.skipped.add("missing age", f"{split}/{name}")
@@ -621,7 +632,16 @@ _SPLIT_WORDS = {
     "test": ("test", "testing", "testset"),
 }
 _NAME_COLUMNS = ("filename", "file", "image", "imagename", "img", "name", "path", "imagepath")
-_MEAN_COLUMNS = ("apparentageavg", "apparentagemean", "apparentage", "mean", "meanage", "avg", "age", "apparent")
+_MEAN_COLUMNS = (
+    "apparentageavg",
+    "apparentagemean",
+    "apparentage",
+    "mean",
+    "meanage",
+    "avg",
+    "age",
+    "apparent",
+)
 _STD_COLUMNS = ("apparentagestd", "std", "stdv", "stddev", "sd", "sigma", "apparentagestdv")
 
 
@@ -819,7 +839,9 @@ def _read_tabular(name, csv_path, layout, *, image_dir=None, min_age=0, max_age=
         "group": _pick(header, ("group", "agegroup")),
     }
     if cols["path"] is None or cols["age"] is None:
-        raise ValueError(f"{name}: {csv_path.name} needs path and age columns; got {header}. Expected layout:\n{layout}")
+        raise ValueError(
+            f"{name}: {csv_path.name} needs path and age columns; got {header}. Expected layout:\n{layout}"
+        )
     marks = [_pick(header, (f"{axis}{k}",)) for k in range(5) for axis in ("lx", "ly")]
     base = pathlib.Path(image_dir).expanduser() if image_dir else csv_path.parent
     rows = _Rows()
@@ -950,6 +972,7 @@ READERS = {
     "lap2016": ReaderSpec(read_lap2016, APPARENT_LAYOUT, "https://chalearnlap.cvc.uab.cat/dataset/19/description/"),
     "appa_real": ReaderSpec(read_appa_real, APPARENT_LAYOUT,
                             "https://chalearnlap.cvc.uab.cat/dataset/26/description/", download=True),
-    "morph2": ReaderSpec(read_morph2, MORPH_LAYOUT, "MORPH Album 2 (academic licence from the UNCW face aging group)"),
+    "morph2": ReaderSpec(read_morph2, MORPH_LAYOUT,
+                         "MORPH Album 2 (academic licence from the UNCW face aging group)"),
     "csv": ReaderSpec(read_csv, CSV_LAYOUT, "your own CSV"),
 }  # fmt: skip

@@ -158,8 +158,14 @@ def render_face(age, gender, rng, image_size=128, markers=False, return_params=F
         image_size: side of the square image, in pixels.
         markers: if True, paint a green disc (radius 1.5 px) on each landmark
             before the pose warp, to check landmarks against pixels.
-        return_params: if True, also return a dict of the hidden parameters
-            (apparent age, pose, canonical landmarks, hair and beard flags).
+        return_params: if True, also return a dict of hidden parameters:
+            `apparent_age`, `wrinkles` (severity `w`), `grey` (0-1),
+            `hair_style`, `bald`, `beard` (None or its kind),
+            `canonical_landmarks` ((5, 2) before the pose, in image fractions
+            with 0 and 1 at the image edges) and `pose` (`angle` in degrees,
+            `scale`, `shift` (2,) in image fractions), with
+            `landmarks = (A (canonical - 0.5) + 0.5 + shift) * S - 0.5` and
+            `A = scale * [[cos, -sin], [sin, cos]](angle)`.
 
     Returns:
         `(image, landmarks)`: uint8 (S, S, 3) and float32 (5, 2) pixel (x, y);
@@ -191,10 +197,12 @@ def render_face(age, gender, rng, image_size=128, markers=False, return_params=F
 
 
 def _ramp(x, lo, hi):
-    return float(np.clip((x - lo) / (hi - lo), 0.0, 1.0))
+    """0 below `lo`, 1 above `hi`, linear in between."""
+    return min(1.0, max(0.0, (x - lo) / (hi - lo)))
 
 
 def _mix(a, b, t):
+    """Linear blend `(1 - t) a + t b` of colours, in float32."""
     return np.asarray(a, "float32") * np.float32(1.0 - t) + np.asarray(b, "float32") * np.float32(t)
 
 
@@ -428,8 +436,8 @@ def _draw_top_hair(c, f, rng):
         end = [cx + 1.1 * u * srx, hairline + 0.3 * abs(u) * (side_cut - hairline)]
         hair.line(_bezier(crown, [cx + 0.9 * u * srx, sy - 0.8 * sry], end, n=6), f["hair"] * 0.75, 0.004)
     n_grey = int(900 * f["grey"])
-    hair.points(np.stack([rng.uniform(cx - srx, cx + srx, n_grey), rng.uniform(sy - sry, side_cut, n_grey)], 1),
-                f["white"])
+    grey_xy = np.stack([rng.uniform(cx - srx, cx + srx, n_grey), rng.uniform(sy - sry, side_cut, n_grey)], 1)
+    hair.points(grey_xy, f["white"])
     c.blend(hair, mask)
 
 
@@ -467,8 +475,9 @@ def _draw_wrinkles(c, f, rng):
         y = brow_y - fh * (0.035 + 0.03 * k + rng.uniform(-0.008, 0.008))
         half = fw * rng.uniform(0.18, 0.30)
         x0 = cx + rng.uniform(-0.03, 0.03) * fw
-        c.line(_bezier([x0 - half, y + 0.01 * fh], [x0, y - rng.uniform(0.0, 0.03) * fh], [x0 + half, y + 0.01 * fh]),
-               ink(0.12 + 0.35 * w), lw)
+        lift = rng.uniform(0.0, 0.03) * fh
+        arc = _bezier([x0 - half, y + 0.01 * fh], [x0, y - lift], [x0 + half, y + 0.01 * fh])
+        c.line(arc, ink(0.12 + 0.35 * w), lw)
     for side in (-1, 1):
         ex = cx + side * f["eye_dx"]
         if w > 0.12:
@@ -480,7 +489,8 @@ def _draw_wrinkles(c, f, rng):
                        [ex + eye_r * 0.8, eye_y + eye_r * 0.9], n=6), ink(0.35 * w), lw)
         wing = [cx + side * fw * 0.11, f["nose_y"] - 0.01 * fh]
         end = [cx + side * (f["mouth_dx"] + fw * 0.05), f["mouth_y"] + f["droop"] + 0.02 * fh]
-        c.line(_bezier(wing, [cx + side * fw * (0.2 + 0.03 * w), (wing[1] + end[1]) / 2], end), ink(0.35 * w), lw)
+        bend = [cx + side * fw * (0.2 + 0.03 * w), (wing[1] + end[1]) / 2]
+        c.line(_bezier(wing, bend, end), ink(0.35 * w), lw)
         if w > 0.5:
             mc = [cx + side * f["mouth_dx"], f["mouth_y"] + f["droop"]]
             c.line([mc, [mc[0] + side * 0.01 * fw, mc[1] + (0.08 * w) * fh]], ink(0.3 * w), lw)
@@ -524,7 +534,8 @@ def _draw_nose(c, f):
         c.ellipse(cx + side * nw * 0.55, y + nw * 0.3, nw * 0.28, nw * 0.18, skin * 0.45)
         c.line(_bezier([cx + side * nw * 0.9, y - nw * 0.4], [cx + side * nw * 1.3, y + nw * 0.2],
                        [cx + side * nw * 0.8, y + nw * 0.5], n=5), skin * 0.75, 0.006 * fw / 0.45)
-    c.line([[cx - nw * 0.5, f["eye_y"] + 0.02 * fh], [cx - nw * 0.6, y - nw * 0.5]], skin * 0.85, 0.006 * fw / 0.45)
+    bridge = [[cx - nw * 0.5, f["eye_y"] + 0.02 * fh], [cx - nw * 0.6, y - nw * 0.5]]
+    c.line(bridge, skin * 0.85, 0.006 * fw / 0.45)
 
 
 def _draw_mouth(c, f):
@@ -535,7 +546,8 @@ def _draw_mouth(c, f):
                             _bezier([cx, y0 - h * 0.5], [cx + fw * 0.04, y0 - h * 1.6], [rx, ry], n=6)])
     lower = _bezier([rx, ry], [cx, y0 + h * 2.4], [lx, ly], n=10)
     c.polygon(np.concatenate([upper, lower]), f["lips"])
-    c.line(_bezier([lx, ly], [cx, y0 + f["droop"] * -1.5 + h * 0.3], [rx, ry], n=8), f["lips"] * 0.45, 0.006 * fw / 0.45)
+    parting = _bezier([lx, ly], [cx, y0 - 1.5 * f["droop"] + 0.3 * h], [rx, ry], n=8)
+    c.line(parting, f["lips"] * 0.45, 0.006 * fw / 0.45)
 
 
 def _draw_beard(c, f, rng):
@@ -563,8 +575,8 @@ def _draw_beard(c, f, rng):
     else:
         mask.polygon(moustache, value)
     beard = _Canvas(c.size, fill=f["beard_colour"])
-    beard.points(np.stack([rng.uniform(cx - fw / 2, cx + fw / 2, 400), rng.uniform(nose_y, f["chin"], 400)], 1),
-                 f["beard_colour"] * 0.6)
+    hairs = np.stack([rng.uniform(cx - fw / 2, cx + fw / 2, 400), rng.uniform(nose_y, f["chin"], 400)], 1)
+    beard.points(hairs, f["beard_colour"] * 0.6)
     c.blend(beard, mask)
 
 
@@ -587,11 +599,12 @@ def _apply_pose(points, pose):
 
 
 def _finish(layer, pose, rng, size):
-    """Downsamples and poses the face layer, then adds background, lighting, blur and noise."""
+    """Warps the 2x face layer, box-downsamples it, adds background, lighting, blur and noise."""
+    big = layer.size[0]
     inv = np.linalg.inv(_pose_matrix(pose))
-    offset = size * 0.5 - inv @ (size * (0.5 + pose["shift"]))
+    offset = big * 0.5 - inv @ (big * (0.5 + pose["shift"]))
     coeffs = (inv[0, 0], inv[0, 1], offset[0], inv[1, 0], inv[1, 1], offset[1])
-    face = layer.reduce(SUPERSAMPLE).transform((size, size), Image.AFFINE, coeffs, resample=Image.BILINEAR)
+    face = layer.transform(layer.size, Image.AFFINE, coeffs, resample=Image.NEAREST).reduce(SUPERSAMPLE)
     face = np.asarray(face, dtype="float32")
 
     bg_colour = rng.uniform(40, 220, 3)

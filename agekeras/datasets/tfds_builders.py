@@ -96,22 +96,28 @@ class AgeBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     def _generate_examples(self, ds, rows):
         for i in rows:
-            yield int(i), {
-                "image": ds.paths[i],
-                "age": ds.age[i],
-                "gender": ds.gender[i],
-                "race": ds.race[i],
-                "subject": ds.subject[i],
-                "age_std": ds.age_std[i],
-                "group": ds.group[i],
-                "landmarks": ds.landmarks[i],
-            }
+            yield (
+                int(i),
+                {
+                    "image": ds.paths[i],
+                    "age": ds.age[i],
+                    "gender": ds.gender[i],
+                    "race": ds.race[i],
+                    "subject": ds.subject[i],
+                    "age_std": ds.age_std[i],
+                    "group": ds.group[i],
+                    "landmarks": ds.landmarks[i],
+                },
+            )
 
 
 def _instructions(name: str) -> str:
     spec = READERS[name]
     auto = " (optional: without it the builder downloads the data)" if name in download.SOURCES else ""
-    return f"Pass the dataset folder as manual_dir{auto}.\nOfficial page: {spec.homepage}\nExpected layout:\n{spec.layout}\n"
+    return (
+        f"Pass the dataset folder as manual_dir{auto}.\n"
+        f"Official page: {spec.homepage}\nExpected layout:\n{spec.layout}\n"
+    )
 
 
 BUILDERS = {

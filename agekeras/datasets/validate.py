@@ -159,12 +159,14 @@ def validate_dataset(ds: AgeDataset, *, workers: int = 2, use_cache: bool = True
     converted_dir = cache_dir() / "converted"
     paths = [os.path.abspath(p) for p in ds.paths]
     keys = [_stat_key(p) for p in paths]
-    results = [cache.get(p, k) if cache and k else None for p, k in zip(paths, keys)]
+    results = [cache.get(p, k) if cache and k else None for p, k in zip(paths, keys, strict=True)]
     todo = [i for i, r in enumerate(results) if r is None]
     if todo:
         converted_dir.mkdir(parents=True, exist_ok=True)
         with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-            for i, result in zip(todo, pool.map(lambda i: check_image(paths[i], converted_dir), todo)):
+            for i, result in zip(
+                todo, pool.map(lambda i: check_image(paths[i], converted_dir), todo), strict=True
+            ):
                 results[i] = result
                 if cache and keys[i]:
                     cache.put(paths[i], keys[i], result)
@@ -183,11 +185,13 @@ def validate_dataset(ds: AgeDataset, *, workers: int = 2, use_cache: bool = True
         new_paths.append(path)
         _sizes[os.path.abspath(path)] = tuple(r["size"])
     if conversions.total:
+        kinds = "; ".join(
+            f"{n} {kind} (e.g. {', '.join(conversions.examples[kind])})"
+            for kind, n in sorted(conversions.counts.items())
+        )
         logger.info(
-            "%s: converted %d images to RGB PNG in %s: %s",
-            ds.name, conversions.total, converted_dir,
-            "; ".join(f"{n} {k} (e.g. {', '.join(conversions.examples[k])})" for k, n in sorted(conversions.counts.items())),
-        )  # fmt: skip
+            "%s: converted %d images to RGB PNG in %s: %s", ds.name, conversions.total, converted_dir, kinds
+        )
     if len(keep) == len(ds) and not conversions.total:
         return ds
     out = take(ds, keep)

@@ -53,6 +53,7 @@ def _corrupt_png() -> bytes:
     data[i + 10 : i + 60] = b"\xff" * 50
     return bytes(data)
 
+
 ODD_FORMATS = {
     # file suffix, save kwargs: decodable but not a plain 8-bit JPEG/PNG
     "cmyk": (".jpg", {"mode": "CMYK", "fmt": "JPEG"}),
@@ -87,10 +88,10 @@ def make_utkface(root, *, broken=False, odd=False) -> dict:
     save_image(root / "117_0_0_20170117195506573.jpg.chip.jpg")
     write(root / "readme.txt", "not an image, ignored")
     if broken:
-        for i, (reason, data) in enumerate(BAD_FILES.items()):
+        for i, data in enumerate(BAD_FILES.values()):
             (root / f"{30 + i}_0_0_2017011719550657{i}.jpg.chip.jpg").write_bytes(data())
     if odd:
-        for i, (kind, (suffix, kw)) in enumerate(ODD_FORMATS.items()):
+        for i, (suffix, kw) in enumerate(ODD_FORMATS.values()):
             save_image(root / f"{50 + i}_1_0_2017011719550657{i}{suffix}", **kw)
         save_image(root / "60_0_0_20170117195506500.jpg.chip.jpg", mode="L")
         save_image(root / "61_0_0_20170117195506500.png", mode="RGBA", fmt="PNG")
@@ -136,16 +137,30 @@ def make_fgnet(root, *, annotations=True) -> None:
         write(root / "annotations.csv", "\n".join(rows) + "\n")
 
 
-ADIENCE_HEADER = "user_id\toriginal_image\tface_id\tage\tgender\tx\ty\tdx\tdy\ttilt_ang\tfiducial_yaw_angle\tfiducial_score"
+ADIENCE_HEADER = "\t".join(
+    ["user_id", "original_image", "face_id", "age", "gender", "x", "y", "dx", "dy", "tilt_ang",
+     "fiducial_yaw_angle", "fiducial_score"]
+)  # fmt: skip
 
 
 def make_adience(root, *, folder="faces", prefix="coarse_tilt_aligned_face") -> list:
     """5 folds, 2 users per fold; odd labels; one None label; one missing image."""
     root = pathlib.Path(root)
-    labels = ["(25, 32)", "(8, 23)", "35", "(0, 2)", "(60, 100)", "(38, 42)", "(8, 12)", "57", "(15, 20)", "(48, 53)"]
+    labels = [
+        "(25, 32)",
+        "(8, 23)",
+        "35",
+        "(0, 2)",
+        "(60, 100)",
+        "(38, 42)",
+        "(8, 12)",
+        "57",
+        "(15, 20)",
+        "(48, 53)",
+    ]
     genders = ["m", "f", "u", "f", "m", "", "m", "f", "m", "f"]
     rows_per_fold = {k: [] for k in range(5)}
-    for i, (label, gender) in enumerate(zip(labels, genders)):
+    for i, (label, gender) in enumerate(zip(labels, genders, strict=True)):
         k, user = i // 2, f"user{i // 2}_{i % 2}"
         original = f"{1000 + i}_abc.jpg"
         rows_per_fold[k].append(f"{user}\t{original}\t{i}\t{label}\t{gender}\t0\t0\t10\t10\t0\t0\t1")
@@ -159,7 +174,10 @@ def make_adience(root, *, folder="faces", prefix="coarse_tilt_aligned_face") -> 
 
 def make_megaage(root) -> None:
     root = pathlib.Path(root) / "megaage_asian"
-    for split, names, ages in (("train", ["1.jpg", "2.jpg", "3.jpg"], [10, 20, 30]), ("test", ["1.jpg", "2.jpg"], [5, 70])):
+    for split, names, ages in (
+        ("train", ["1.jpg", "2.jpg", "3.jpg"], [10, 20, 30]),
+        ("test", ["1.jpg", "2.jpg"], [5, 70]),
+    ):
         for i, n in enumerate(names):
             save_image(root / split / n, seed=i)
         write(root / "list" / f"{split}_name.txt", "\n".join(names) + "\n")

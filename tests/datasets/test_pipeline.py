@@ -5,6 +5,8 @@ Pillow into `tmp_path` or from in-memory arrays, so these tests do not depend
 on the readers.
 """
 
+import pathlib
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -283,7 +285,7 @@ def test_cache_replays_identical_batches_without_the_files(tmp_path, to_file):
     dataset = make_tf_dataset(ds, image_size=16, batch_size=4, cache=cache)
     first = collect(dataset)
     for path in ds.paths:  # From now on only the cache can provide images.
-        pathlib_unlink(path)
+        pathlib.Path(path).unlink()
     second = collect(dataset)
     np.testing.assert_array_equal(first[0], second[0])
     np.testing.assert_array_equal(first[1]["age"], np.arange(9))
@@ -297,19 +299,13 @@ def test_cached_training_pipeline_reshuffles_every_epoch(tmp_path):
     dataset = make_tf_dataset(ds, image_size=16, batch_size=5, training=True, augment=False, cache=True)
     first = collect(dataset)
     for path in ds.paths:
-        pathlib_unlink(path)
+        pathlib.Path(path).unlink()
     second = collect(dataset)
     orders = [labels["age"].astype(int).tolist() for _, labels in (first, second)]
     assert sorted(orders[0]) == sorted(orders[1]) == list(range(12))
     assert orders[0] != orders[1]
     images, labels = second
     np.testing.assert_allclose(images.mean(axis=(1, 2, 3)), flat_value(labels["age"]), atol=2)
-
-
-def pathlib_unlink(path):
-    import pathlib
-
-    pathlib.Path(path).unlink()
 
 
 # ----- augmentation -------------------------------------------------------------
@@ -403,7 +399,10 @@ def test_landmarks_follow_reduced_jpeg_decode(tmp_path):
     ds = AgeDataset("jpg", age=[30], paths=paths, landmarks=landmarks[None])
     assert int(jpeg_decode_ratio([400, 400], 64)) == 4
     for fast_decode in (True, False):
-        (x, _), = make_tf_dataset(ds, image_size=64, batch_size=1, with_landmarks=True, fast_decode=fast_decode)
+        dataset = make_tf_dataset(
+            ds, image_size=64, batch_size=1, with_landmarks=True, fast_decode=fast_decode
+        )
+        (x, _), = dataset
         np.testing.assert_allclose(x["landmarks"][0], expected, atol=1e-4)
         assert np.abs(brightest(x["image"][0].numpy()) - expected[0]).max() <= 1
 

@@ -107,7 +107,9 @@ def test_official_folds_like_adience():
 
 def test_official_train_valid_test():
     n = len(people())
-    ds = people(official={"train": np.arange(0, n - 6), "valid": np.arange(n - 6, n - 3), "test": np.arange(n - 3, n)})
+    ds = people(
+        official={"train": np.arange(0, n - 6), "valid": np.arange(n - 6, n - 3), "test": np.arange(n - 3, n)}
+    )
     parts = split(ds, "official", val_fraction=0.5)  # the shipped valid split wins
     assert rows(parts["val"]) == list(range(n - 6, n - 3))
     assert rows(parts["test"]) == list(range(n - 3, n))

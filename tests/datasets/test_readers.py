@@ -64,7 +64,10 @@ def test_afad_folders(tmp_path, name):
     fixtures.make_afad(tmp_path)  # tmp_path/AFAD-Lite/<age>/<111|112>/
     ds = datasets.load(name, tmp_path, validate=False)
     assert ds.name == name
-    got = sorted((pathlib.Path(p).name, a, g) for p, a, g in zip(ds.paths, ds.age.tolist(), ds.gender.tolist()))
+    got = sorted(
+        (pathlib.Path(p).name, a, g)
+        for p, a, g in zip(ds.paths, ds.age.tolist(), ds.gender.tolist(), strict=True)
+    )
     assert got == [("a.jpg", 18, 0), ("b.jpg", 18, 1), ("c.jpg", 18, 1), ("d.jpg", 22, 0)]
     assert ds.skipped.total == 0
 
@@ -121,7 +124,9 @@ def test_adience_unmappable_labels(label):
     assert readers.adience_group(label) == -1
 
 
-@pytest.mark.parametrize("folder, prefix", [("faces", "coarse_tilt_aligned_face"), ("aligned", "landmark_aligned_face")])
+@pytest.mark.parametrize(
+    "folder, prefix", [("faces", "coarse_tilt_aligned_face"), ("aligned", "landmark_aligned_face")]
+)
 def test_adience_folds(tmp_path, folder, prefix):
     labels = fixtures.make_adience(tmp_path, folder=folder, prefix=prefix)
     ds = readers.read_adience(tmp_path)
@@ -171,7 +176,9 @@ def test_lap2016_column_variants(tmp_path):
     for split in ("train", "valid"):
         fixtures.save_image(tmp_path / split / f"{split}_1.jpg")
     fixtures.write(tmp_path / "train_gt.csv", "image,mean,stdv\ntrain_1.jpg,33.3,5.5\n")
-    fixtures.write(tmp_path / "valid_gt.csv", "Image Name\tApparent Age\tSTD\nvalid_1.jpg\t12\t2\nnope.jpg\t30\t1\n")
+    fixtures.write(
+        tmp_path / "valid_gt.csv", "Image Name\tApparent Age\tSTD\nvalid_1.jpg\t12\t2\nnope.jpg\t30\t1\n"
+    )
     ds = readers.read_lap2016(tmp_path)
     np.testing.assert_allclose(ds.age, [33.3, 12])
     np.testing.assert_allclose(ds.age_std, [5.5, 2])
@@ -237,7 +244,9 @@ def test_available_and_unknown_name():
         datasets.load("imdb_wiki", "/nowhere")
 
 
-@pytest.mark.parametrize("name, hint", [("afad_lite", "data_prep/download.py afad_lite"), ("adience", "talhassner")])
+@pytest.mark.parametrize(
+    "name, hint", [("afad_lite", "data_prep/download.py afad_lite"), ("adience", "talhassner")]
+)
 def test_missing_or_empty_dir_says_how_to_get_data(tmp_path, name, hint):
     with pytest.raises(FileNotFoundError, match="Expected layout") as info:
         datasets.load(name, tmp_path / "missing")
@@ -253,7 +262,7 @@ def test_default_data_dir_from_env(tmp_path, monkeypatch):
     assert len(datasets.load("afad_lite")) == 4
 
 
-def test_synthetic_is_lazy_and_in_memory():
+def test_in_memory_dataset_loads_lazily():
     ds = datasets.load("synthetic", n=4, image_size=32, seed=0)
     assert ds.in_memory and len(ds) == 4
     assert datasets.image_sizes(ds).tolist() == [[32, 32]] * 4

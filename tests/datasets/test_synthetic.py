@@ -111,7 +111,7 @@ def test_canonical_landmark_geometry():
 
 def test_landmarks_follow_the_pose_analytically():
     size = 96
-    for age, _, _, landmarks, params in _faces(100, seed=9, size=size):
+    for _, _, _, landmarks, params in _faces(100, seed=9, size=size):
         pose = params["pose"]
         assert abs(pose["angle"]) <= 15 and 0.9 <= pose["scale"] <= 1.1
         assert np.all(np.abs(pose["shift"]) <= 0.08)
@@ -218,7 +218,8 @@ def test_beards_only_on_adult_men(faces):
         down, iod = mouth - eye_mid, np.linalg.norm(lm[1] - lm[0])
 
         def patch(point, radius):
-            return image[(xs - point[0]) ** 2 + (ys - point[1]) ** 2 <= radius**2].astype("float64").mean(axis=0)
+            inside = (xs - point[0]) ** 2 + (ys - point[1]) ** 2 <= radius**2
+            return image[inside].astype("float64").mean(axis=0)
 
         chin, ref = patch(mouth + 0.3 * down, 0.08 * iod), patch(eye_mid + 0.15 * down, 0.1 * iod)
         return np.linalg.norm(chin - ref) / ref.mean()

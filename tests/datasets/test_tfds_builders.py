@@ -21,7 +21,7 @@ def test_builders_are_registered():
     expected = {"agekeras_" + n for n in ("utkface", "afad", "afad_lite", "fgnet", "adience", "megaage_asian",
                                           "lap2015", "lap2016", "appa_real", "morph2")}  # fmt: skip
     assert expected <= names
-    assert set(tfds_builders.BUILDERS) == {n[len("agekeras_"):] for n in expected}
+    assert set(tfds_builders.BUILDERS) == {n[len("agekeras_") :] for n in expected}
 
 
 def test_utkface_round_trip(tmp_path):
@@ -58,7 +58,9 @@ def test_manual_dir_required_says_where_to_get_it(tmp_path):
 
 def test_afad_lite_downloads_without_manual_dir(tmp_path, monkeypatch):
     url = fixtures.serve_split_tarball(tmp_path / "server", "AFAD-Lite", fixtures.make_afad)
-    monkeypatch.setitem(download.SOURCES, "afad_lite", download.Source(url, folder="AFAD-Lite", split_parts=True))
+    monkeypatch.setitem(
+        download.SOURCES, "afad_lite", download.Source(url, folder="AFAD-Lite", split_parts=True)
+    )
     ds = tfds.load("agekeras_afad_lite", split="train", data_dir=tmp_path / "tfds")
     ages = sorted(int(ex["age"]) for ex in tfds.as_numpy(ds))
     assert ages == [18, 18, 18, 22]

@@ -38,7 +38,9 @@ def test_missing_file_is_dropped(tmp_path):
     assert ds.paths.tolist() == [str(good)] and ds.skipped.counts == {"missing file": 1}
 
 
-@pytest.mark.parametrize("mode, fmt", [("L", "JPEG"), ("RGB", "JPEG"), ("L", "PNG"), ("RGB", "PNG"), ("RGBA", "PNG")])
+@pytest.mark.parametrize(
+    "mode, fmt", [("L", "JPEG"), ("RGB", "JPEG"), ("L", "PNG"), ("RGB", "PNG"), ("RGBA", "PNG")]
+)
 def test_plain_jpeg_png_stay_and_tf_decodes_them_like_pillow(tmp_path, mode, fmt):
     path = fixtures.save_image(tmp_path / f"x.{fmt.lower()}", mode=mode, fmt=fmt)
     ds = validate.validate_dataset(file_dataset([path]))

@@ -11,7 +11,7 @@ def test_standard_checks_projection():
     run_layer_test(
         ResNeXtUnit, {"filters": 16, "strides": 2, "cardinality": 4}, x,
         expected_output_shape=(2, 4, 4, 16),
-        expected_num_trainable_weights=11,  # 3 conv + 3 BN*2 + shortcut conv + BN*2
+        expected_num_trainable_weights=12,  # 3 conv + 3 BN*2 + shortcut conv + BN*2
     )
 
 

@@ -42,9 +42,9 @@ def vovnetv4_params(region_sizes, out_size, k=K):
 
 
 EXPECTED_PARAMS = {  # at 32x32x3, K = 12
-    "vovnet39": 21_586_708,
-    "vovnet57": 35_637_908,
-    "vovnetv4": 48_369_812,
+    "vovnet39": 21_596_747,
+    "vovnet57": 35_647_947,
+    "vovnetv4": 48_379_851,
     "resnet34_ce": RESNET34_BACKBONE + 512 * K + K,
     "resnet34_coral": RESNET34_BACKBONE + 512 + K - 1,
 }
