@@ -485,8 +485,21 @@ def _csv_columns(path):
         return next(csv.reader(f), [])
 
 
-def predict(model, ds, image_size, batch_size=64):
-    """The model's outputs (a dict of NumPy arrays) on every face of `ds`, in order."""
+def predict(model, ds, image_size, batch_size=64, with_labels=False):
+    """The model's outputs on every face of `ds`, in order (NumPy arrays).
+
+    Args:
+        model: a Keras model (dict or single output).
+        ds: an `AgeDataset`.
+        image_size: the model's input size.
+        batch_size: prediction batch size.
+        with_labels: also return the label dict that travelled through the
+            pipeline with each image, so that a file dropped at run time
+            (unreadable after validation) cannot misalign predictions and labels.
+
+    Returns:
+        The outputs (same structure as the model's), or `(outputs, labels)`.
+    """
     from agekeras.datasets.pipeline import make_tf_dataset
 
     needs_landmarks = "landmarks" in [t.name for t in model.inputs]
@@ -494,7 +507,20 @@ def predict(model, ds, image_size, batch_size=64):
         ds, image_size=image_size, batch_size=batch_size, training=False, augment=False,
         with_landmarks=needs_landmarks,
     )
-    return model.predict(data.map(lambda x, y: x), verbose=0)
+    outs, labels = [], []
+    for x, y in data:
+        outs.append(model.predict_on_batch(x))
+        labels.append({k: v.numpy() for k, v in y.items()})
+    if not outs:
+        raise ValueError(f"no readable image in {ds.name} ({len(ds)} rows)")
+    cat = lambda parts: np.concatenate(parts, axis=0)  # noqa: E731
+    out = {k: cat([o[k] for o in outs]) for k in outs[0]} if isinstance(outs[0], dict) else cat(outs)
+    if not with_labels:
+        return out
+    lab = {k: cat([l[k] for l in labels]) for k in labels[0]}
+    if len(lab["age"]) != len(ds):
+        logger.warning("%d of %d faces of %s could not be read at prediction time", len(ds) - len(lab["age"]), len(ds), ds.name)
+    return out, lab
 
 
 def evaluate(run_dir, *, dataset=None, data_dir=None, splits=None, split="test", checkpoint="best.keras"):
@@ -533,23 +559,25 @@ def evaluate(run_dir, *, dataset=None, data_dir=None, splits=None, split="test",
         if splits is None:
             splits, _ = load_splits(config)
         ds = splits[split]
-    out = predict(model, ds, config.image_size, config.batch_size)
+    out, labels = predict(model, ds, config.image_size, config.batch_size, with_labels=True)
     pred = np.asarray(out["age"], dtype="float64").reshape(-1)
-    true = ds.age.astype("float64")
+    true = labels["age"].astype("float64")
+    aligned = len(true) == len(ds)
     result = {"checkpoint": ckpt.name, "dataset": dataset or config.dataset, "split": split}
     result.update(M.age_metrics(true, pred))
     result["median_predictor_mae"] = M.mae(true, np.full_like(true, np.median(true)))
-    if np.all(np.isfinite(ds.age_std)) and len(ds):
-        result["epsilon_error"] = M.epsilon_error(pred, ds.age, ds.age_std)
+    result["unreadable"] = int(len(ds) - len(true))
+    if np.all(np.isfinite(labels["age_std"])) and len(true):
+        result["epsilon_error"] = M.epsilon_error(pred, labels["age"], labels["age_std"])
     if "gender_probs" in out:
-        result["gender_accuracy"] = M.gender_accuracy(ds.gender, out["gender_probs"])
-    result["by_gender"] = _by_group(true, pred, ds.gender, {0: "male", 1: "female"})
-    result["by_race"] = _by_group(true, pred, ds.race, {0: "white", 1: "black", 2: "asian", 3: "indian", 4: "others"})
+        result["gender_accuracy"] = M.gender_accuracy(labels["gender"], out["gender_probs"])
+    result["by_gender"] = _by_group(true, pred, labels["gender"], {0: "male", 1: "female"})
+    result["by_race"] = _by_group(true, pred, labels["race"], {0: "white", 1: "black", 2: "asian", 3: "indian", 4: "others"})
     from agekeras import plots
 
     result["by_age"] = plots.error_by_age(true, pred)
     _write_json(run_dir / f"metrics{suffix}.json", result)
-    _write_predictions(run_dir / f"predictions{suffix}.csv", ds, true, pred)
+    _write_predictions(run_dir / f"predictions{suffix}.csv", ds if aligned else None, true, pred, labels)
     figs = run_dir / "figures"
     figs.mkdir(exist_ok=True)
     plots.plot_predictions(true, pred, save_to=figs / f"pred_vs_true{suffix}.png")
@@ -566,13 +594,15 @@ def _by_group(true, pred, codes, names):
     return out
 
 
-def _write_predictions(path, ds, true, pred):
+def _write_predictions(path, ds, true, pred, labels):
+    """One row per predicted face; paths only when no face was dropped."""
+    paths = ds.paths if ds is not None and ds.paths is not None else None
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["index", "path", "age", "predicted", "gender", "race"])
         for i in range(len(true)):
-            p = ds.paths[i] if ds.paths is not None else ""
-            w.writerow([i, p, f"{true[i]:.1f}", f"{pred[i]:.3f}", int(ds.gender[i]), int(ds.race[i])])
+            p = paths[i] if paths is not None else ""
+            w.writerow([i, p, f"{true[i]:.1f}", f"{pred[i]:.3f}", int(labels["gender"][i]), int(labels["race"][i])])
 
 
 def _read_json(path):

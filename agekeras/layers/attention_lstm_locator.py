@@ -101,6 +101,10 @@ class AttentionLSTMLocator(keras.layers.Layer):
         self.memory_c = self.add_weight(
             name="memory_c", shape=(1, self.units), initializer="zeros", trainable=False
         )
+        if not self.trainable:
+            # A layer revived frozen (trainable=False in its config) must
+            # freeze the sublayers it created after `Layer.__init__`.
+            self.trainable = False
 
     def _box(self, state):
         a, b, c, d = ops.unstack(ops.sigmoid(self.location(state)), 4, axis=-1)

@@ -79,6 +79,10 @@ class PreActBasicBlock(keras.layers.Layer):
                 self.filters, 1, strides=self.stride, name="projection", **self._conv_kwargs
             )
             self.projection.build(input_shape)
+        if not self.trainable:
+            # A layer revived frozen (trainable=False in its config) must
+            # freeze the sublayers it created after `Layer.__init__`.
+            self.trainable = False
 
     def call(self, inputs, training=None):
         pre = keras.ops.relu(self.bn1(inputs, training=training))

@@ -100,6 +100,10 @@ class RoRGroup(keras.layers.Layer):
             self.shortcut_conv.build(input_shape)
             self.shortcut_bn = keras.layers.BatchNormalization(epsilon=1e-5, dtype=self.dtype_policy, name="middle_bn")
             self.shortcut_bn.build(self.shortcut_conv.compute_output_shape(input_shape))
+        if not self.trainable:
+            # A layer revived frozen (trainable=False in its config) must
+            # freeze the sublayers it created after `Layer.__init__`.
+            self.trainable = False
 
     def call(self, inputs, training=None):
         x = inputs

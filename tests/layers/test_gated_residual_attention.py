@@ -30,7 +30,7 @@ def test_standard_checks_resnext_fixed_residual():
         _x(shape=(2, 6, 6, 8)),
         expected_output_shape=(2, 6, 6, 8),
     )
-    assert layer.gamma_logit is None and "gamma" not in " ".join(w.path for w in layer.trainable_weights)
+    assert layer.gamma_logit is None and "gamma_logit" not in " ".join(w.path for w in layer.weights)
 
 
 @pytest.mark.parametrize("fusion", ["gated", "residual"])

@@ -156,6 +156,10 @@ def test_two_stage_training_copies_and_freezes(tmp_path):
     assert changed == {w.path for w in stage2.trainable_weights}  # LSTM, locator, local head all learn
     np.testing.assert_allclose(stage2.predict(x, verbose=0)["age_probs_global"],
                                plain.predict(x, verbose=0)["age_probs"], atol=1e-5)
+    # The freeze survives a .keras round trip (resuming stage 2 stays stage 2).
+    stage2.save(tmp_path / "stage2.keras")
+    revived = keras.saving.load_model(tmp_path / "stage2.keras", safe_mode=True)
+    assert sorted(w.path for w in revived.trainable_weights) == sorted(w.path for w in stage2.trainable_weights)
     with pytest.raises(ValueError, match="resnet34_backbone"):
         agekeras.models.get("al_resnet34", input_shape=(SIZE, SIZE, 3), num_classes=K, age_min=AGE_MIN,
                             init_from=str(path))
