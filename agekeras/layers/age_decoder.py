@@ -40,6 +40,20 @@ class AgeDecoder(keras.layers.Layer):
     responses `(h, w, C, channels)`, contracted with s (cost of one dense
     conv per age divided by 9, still linear in the ages).
 
+    BN is folded into the combinations: in training, its batch statistics
+    over (batch, ages, positions) follow from the three basis maps alone
+    (mean = mb . c_bar, variance = E_y[c_y' Cov c_y] + Var_y(mb . c_y), with
+    c_y = (s_y, t_y, -1) and mb, Cov the mean and covariance of the basis
+    over batch and positions), so BN becomes one scale and shift per filter
+    applied inside the single matmul that forms all A combinations; the only
+    pass over the `(batch, channels, A, h*w)` tensor is ReLU + pooling. The
+    moving statistics are updated with the BN layer's momentum exactly as
+    `keras.layers.BatchNormalization` does (the naive path calls that layer
+    itself, so both paths train the same BN weights). This hand-written BN
+    application is the reason the factorised path is ~15-20x faster than the
+    naive one instead of ~9x with a plain BN layer on the combined tensor
+    (`benchmarks/daa_decoder.py`).
+
     Naive computation (the reference, `[delta_features, ages]` input with
     delta_features `(batch, ages, h, w, C)` from `DeltaAgeAdaIN`): the
     convolution runs on every age's map. Both paths share the weights and
@@ -106,7 +120,7 @@ class AgeDecoder(keras.layers.Layer):
             name="conv",
             dtype=self.dtype_policy,
         )
-        self.bn = keras.layers.BatchNormalization(axis=3, name="bn", dtype=self.dtype_policy)
+        self.bn = keras.layers.BatchNormalization(axis=-1, name="bn", dtype=self.dtype_policy)
         self.fc = keras.layers.Dense(1, kernel_initializer=self.fc_initializer, name="fc", dtype=self.dtype_policy)
 
     @staticmethod
@@ -134,57 +148,101 @@ class AgeDecoder(keras.layers.Layer):
     def build(self, input_shape):
         f, _ = self._check(self._split(input_shape))
         self.conv.build((None, None, None, f[-1]))
-        self.bn.build((None, None, None, self.channels, None))
+        self.bn.build((None, None, None, self.channels))
         self.fc.build((None, None, self.channels))
         self.built = True
 
-    def _factorised_responses(self, features, s, t):
-        """K * delta_y for every age, laid out `(batch, h, w, channels, A)`."""
+    # ----- factorised path -------------------------------------------------------
+    # Layout (batch, F, A, P): F filters, A ages, P = h * w positions, so the
+    # affine combinations are one batched matmul and the pooling a reduction
+    # over the contiguous last axis.
+
+    def _bn_affine(self, mean, var, training):
+        """BN as a per-filter scale and shift, updating the moving statistics
+        in training exactly as `keras.layers.BatchNormalization` does."""
+        bn = self.bn
+        if training and bn.trainable:
+            m = bn.momentum
+            bn.moving_mean.assign(ops.cast(bn.moving_mean, mean.dtype) * m + mean * (1.0 - m))
+            bn.moving_variance.assign(ops.cast(bn.moving_variance, var.dtype) * m + var * (1.0 - m))
+        else:
+            mean = ops.cast(bn.moving_mean, self.compute_dtype)
+            var = ops.cast(bn.moving_variance, self.compute_dtype)
+        scale = ops.cast(bn.gamma, var.dtype) * ops.rsqrt(var + bn.epsilon)
+        return scale, ops.cast(bn.beta, var.dtype) - mean * scale
+
+    def _factorised(self, features, s, t, training):
+        """ReLU(BN(K * delta_y)) pooled over positions, `(batch, F, A)`."""
         kernel = ops.cast(self.conv.kernel, features.dtype)
+        shape = ops.shape(features)
+        c, f = kernel.shape[2], kernel.shape[3]
         mean, std = instance_statistics(features, self.epsilon)
         normalized = (features - mean) / std
         ones = ops.ones_like(features[:1])
-        k_e = ops.conv(features, kernel, padding="same")  # (B, h, w, F)
         s = ops.cast(s, features.dtype)
         t = ops.cast(t, features.dtype)
+
+        def positions_last(x, extra=()):  # (B, h, w, F, *extra) -> (B, F, *extra, P)
+            x = ops.reshape(x, (shape[0], -1, f) + tuple(extra))
+            return ops.transpose(x, (0, 2) + tuple(range(3, 3 + len(extra))) + (1,))
+
+        k_e = ops.conv(features, kernel, padding="same")  # K * E, (B, h, w, F)
         if len(s.shape) == 1:
-            # [K*n, K*1, K*E] (B, h, w, F, 3) @ [s; t; -1] (3, A): one matmul
-            # writes all A affine combinations, ages last (no transpose).
+            # delta_y = s_y n + t_y 1 - E: basis [K*n, K*1, K*E] times [s_y, t_y, -1].
             k_n = ops.conv(normalized, kernel, padding="same")
             k_1 = ops.broadcast_to(ops.conv(ones, kernel, padding="same"), ops.shape(k_n))
-            basis = ops.stack([k_n, k_1, k_e], axis=-1)
-            coef = ops.stack([s, t, -ops.ones_like(s)], axis=0)
-            return ops.matmul(basis, coef)
-        # Per-channel styles: per-input-channel responses via a depthwise conv
-        # whose depth multiplier is the number of filters.
-        shape = ops.shape(features)
-        c, f = kernel.shape[2], kernel.shape[3]
-        d_n = ops.depthwise_conv(normalized, kernel, padding="same")
-        d_n = ops.reshape(d_n, (-1, shape[1], shape[2], c, f))
-        d_1 = ops.reshape(ops.depthwise_conv(ones, kernel, padding="same"), (shape[1], shape[2], c, f))
-        scaled = ops.einsum("bhwcf,ac->bhwfa", d_n, s)
-        shifted = ops.einsum("hwcf,ac->hwfa", d_1, t)
-        return scaled + shifted[None] - k_e[..., None]
+            basis = positions_last(ops.stack([k_n, k_1, k_e], axis=-1), (3,))  # (B, F, 3, P)
+            coef = ops.stack([s, t, -ops.ones_like(s)], axis=0)  # (3, A)
+            # BN batch statistics over (batch, ages, positions) from the basis
+            # alone: mean = mb . c_bar, var = E_a[c_a' Cov c_a] + Var_a(mb . c_a)
+            # with mb, Cov the mean and covariance of the basis over
+            # (batch, positions); no (B, F, A, P) pass is needed for them.
+            mb = ops.mean(basis, axis=(0, 3))  # (F, 3)
+            centered = basis - mb[None, :, :, None]
+            n_pos = ops.cast(ops.shape(basis)[0] * ops.shape(basis)[3], basis.dtype)
+            cov = ops.einsum("bfkp,bfjp->fkj", centered, centered) / n_pos
+            m_a = ops.matmul(mb, coef)  # (F, A)
+            mu = ops.mean(m_a, axis=1)
+            var = ops.mean(ops.square(m_a - mu[:, None]), axis=1)
+            var = var + ops.mean(ops.einsum("fkj,ka,ja->fa", cov, coef, coef), axis=1)
+            scale, shift = self._bn_affine(mu, var, training)
+            z = ops.matmul(ops.transpose(coef), basis * scale[None, :, None, None])  # (B, F, A, P)
+        else:
+            # Per-channel styles: per-input-channel responses via a depthwise
+            # conv whose depth multiplier is the number of filters.
+            d_n = ops.reshape(ops.depthwise_conv(normalized, kernel, padding="same"), (shape[0], -1, c, f))
+            d_1 = ops.reshape(ops.depthwise_conv(ones, kernel, padding="same"), (-1, c, f))
+            pre = (
+                ops.einsum("bpcf,ac->bfap", d_n, s)
+                + ops.einsum("pcf,ac->fap", d_1, t)[None]
+                - positions_last(k_e)[:, :, None, :]
+            )
+            mu = ops.mean(pre, axis=(0, 2, 3))
+            var = ops.mean(ops.square(pre - mu[None, :, None, None]), axis=(0, 2, 3))
+            scale, shift = self._bn_affine(mu, var, training)
+            z = pre * scale[None, :, None, None]
+        z = z + shift[None, :, None, None]
+        return ops.transpose(ops.mean(ops.relu(z), axis=-1), (0, 2, 1))  # (B, A, F)
 
-    def _naive_responses(self, deltas):
-        """The conv on every age's delta map, laid out `(batch, h, w, channels, A)`."""
+    # ----- naive path (reference) ---------------------------------------------------
+
+    def _naive(self, deltas, training):
+        """The conv + BN layers on every age's delta map, pooled: `(batch, A, F)`."""
         shape = ops.shape(deltas)
         flat = ops.reshape(deltas, (-1, shape[2], shape[3], shape[4]))
-        out = ops.reshape(self.conv(flat), (shape[0], shape[1], shape[2], shape[3], self.channels))
-        return ops.transpose(out, (0, 2, 3, 4, 1))
+        x = ops.relu(self.bn(self.conv(flat), training=training))
+        return ops.reshape(ops.mean(x, axis=(1, 2)), (shape[0], shape[1], self.channels))
 
     def call(self, inputs, training=None):
         inputs = self._split(inputs)
         self._check([tuple(x.shape) for x in inputs])
         if len(inputs) == 4:
             features, s, t, ages = inputs
-            pre = self._factorised_responses(features, s, t)
+            pooled = self._factorised(features, s, t, training)
         else:
             deltas, ages = inputs
-            pre = self._naive_responses(deltas)
-        x = ops.relu(self.bn(pre, training=training))  # BN over the filter axis (3)
-        x = ops.transpose(ops.mean(x, axis=(1, 2)), (0, 2, 1))  # (B, A, F)
-        deltas = ops.squeeze(self.fc(x), axis=-1)  # (B, A)
+            pooled = self._naive(deltas, training)
+        deltas = ops.squeeze(self.fc(pooled), axis=-1)  # (B, A)
         return deltas, age_from_deltas(deltas, ages)
 
     def compute_output_shape(self, input_shape):

@@ -103,8 +103,11 @@ class AttentionLSTMLocator(keras.layers.Layer):
         )
         if not self.trainable:
             # A layer revived frozen (trainable=False in its config) must
-            # freeze the sublayers it created after `Layer.__init__`.
-            self.trainable = False
+            # freeze its sublayers itself: Keras 3.15's `trainable` setter
+            # does not reach them when the layer was constructed frozen.
+            for sub in [self.cell, self.location]:
+                if sub is not None:
+                    sub.trainable = False
 
     def _box(self, state):
         a, b, c, d = ops.unstack(ops.sigmoid(self.location(state)), 4, axis=-1)

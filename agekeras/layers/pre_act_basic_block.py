@@ -81,8 +81,11 @@ class PreActBasicBlock(keras.layers.Layer):
             self.projection.build(input_shape)
         if not self.trainable:
             # A layer revived frozen (trainable=False in its config) must
-            # freeze the sublayers it created after `Layer.__init__`.
-            self.trainable = False
+            # freeze its sublayers itself: Keras 3.15's `trainable` setter
+            # does not reach them when the layer was constructed frozen.
+            for sub in [self.bn1, self.conv1, self.bn2, self.conv2, self.projection]:
+                if sub is not None:
+                    sub.trainable = False
 
     def call(self, inputs, training=None):
         pre = keras.ops.relu(self.bn1(inputs, training=training))

@@ -102,8 +102,11 @@ class RoRGroup(keras.layers.Layer):
             self.shortcut_bn.build(self.shortcut_conv.compute_output_shape(input_shape))
         if not self.trainable:
             # A layer revived frozen (trainable=False in its config) must
-            # freeze the sublayers it created after `Layer.__init__`.
-            self.trainable = False
+            # freeze its sublayers itself: Keras 3.15's `trainable` setter
+            # does not reach them when the layer was constructed frozen.
+            for sub in [*self.units, self.shortcut_conv, self.shortcut_bn]:
+                if sub is not None:
+                    sub.trainable = False
 
     def call(self, inputs, training=None):
         x = inputs

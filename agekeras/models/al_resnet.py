@@ -482,3 +482,49 @@ def ten_crop_predict(model, images, age_min, batch_size=64):
 
     probs = np.mean([probs_of(c) for c in ten_crops(images, size)], axis=0)
     return probs, probs @ (np.arange(probs.shape[1]) + age_min)
+
+
+def first_images(ds, image_size, n=16):
+    """The first `n` faces of `ds` as a float32 array `(n, size, size, 3)` in
+    [0, 255], through the evaluation pipeline (no augmentation)."""
+    from agekeras.datasets.pipeline import make_tf_dataset
+
+    n = min(int(n), len(ds))
+    data = make_tf_dataset(ds.subset(np.arange(n)), image_size=image_size, batch_size=n, training=False,
+                           augment=False)
+    images, _ = next(iter(data))
+    return np.asarray(images)
+
+
+def al_outputs(model, ds, image_size, batch_size=64):
+    """Every output of `inspection_model(model)` (boxes and P_final included)
+    on every face of `ds`, in order (NumPy dict)."""
+    from agekeras.training import predict
+
+    return predict(inspection_model(model), ds, image_size, batch_size)
+
+
+def no_paper_numbers(methods, **setting):
+    """`results_table(paper=...)` entries for methods whose paper numbers we
+    could not read offline: the paper's setting is shown, its numbers as "—"."""
+    return {m: dict(setting) for m in methods}
+
+
+def run_row(run_dir, method, setting=None):
+    """A results row from a finished run directory: MAE, RMSE (metrics.json),
+    Adience-style group accuracy and 1-off (from predictions.csv, ages mapped
+    to Adience's groups) and the epsilon-error when the data had one."""
+    import csv
+    import json
+
+    run_dir = pathlib.Path(run_dir)
+    result = json.loads((run_dir / "metrics.json").read_text())
+    with open(run_dir / "predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    true = np.array([float(r["age"]) for r in rows])
+    pred = np.array([float(r["predicted"]) for r in rows])
+    row = {"method": method, **(setting or {}), "MAE": result["mae"], "RMSE": result["rmse"],
+           **group_metrics(true, pred)}
+    if "epsilon_error" in result:
+        row["epsilon-error"] = result["epsilon_error"]
+    return row

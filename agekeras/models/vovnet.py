@@ -218,6 +218,41 @@ def resnet34_ce(input_shape=(64, 64, 3), num_classes=101, age_min=0, dropout=0.0
     )
 
 
+def vovnetv4_summary(model):
+    """Text table of a `vovnetv4` model's main parts: output shape, kernel/stride, parameters.
+
+    Args:
+        model: a model built by `vovnetv4`.
+
+    Returns:
+        A string, one line per part (stem, each ROSA region, each Adaptive
+        Stage, the second aggregation, the embedding, the CORAL head).
+    """
+    rosa = model.get_layer("rosa")
+    lines = [f"{'part':22s} {'output shape':22s} {'kernel/stride':14s} {'params':>12s}"]
+
+    def line(name, shape, ks, params):
+        lines.append(f"{name:22s} {str(tuple(shape)):22s} {ks:14s} {params:>12,}")
+
+    stem_params = sum(model.get_layer(f"stem_{i}").count_params() for i in (1, 2, 3))
+    line("stem (3 ConvBlocks)", model.get_layer("stem_3").output.shape, "3x3 /2,1,2", stem_params)
+    for r, (order, shape) in enumerate(zip(rosa.schedule, rosa.output)):
+        params = sum(rosa.osa_modules[i].count_params() for i in sorted(set(order)))
+        if r > 0:
+            params += rosa.transitions[r - 1].count_params()
+        line(f"ROSA region {r + 1} ({len(order)} cyc.)", shape, "", params)
+    for r in range(len(rosa.schedule)):
+        stage = model.get_layer(f"adaptive_{r + 1}")
+        ks = f"{stage.kernel_size[0]}x{stage.kernel_size[1]} /{stage.strides[0]}"
+        line(f"adaptive_{r + 1}", stage.output.shape, ks, stage.count_params())
+    line("second_aggregation", model.get_layer("second_aggregation").output.shape, "concat", 0)
+    line("embedding (GAP)", model.get_layer("embedding").output.shape, "", 0)
+    head = model.get_layer("coral_head")
+    line("coral_head", head.output.shape, "", head.count_params())
+    lines.append(f"{'total':22s} {'':22s} {'':14s} {model.count_params():>12,}")
+    return "\n".join(lines)
+
+
 def parameter_rows(models=TABLE1_MODELS, input_shape=(120, 120, 3), num_classes=26):
     """One row per model: total, trainable and backbone (head-less) parameters.
 
@@ -252,7 +287,7 @@ def parameter_rows(models=TABLE1_MODELS, input_shape=(120, 120, 3), num_classes=
     return rows
 
 
-def result_rows(results, setting, models=None):
+def result_rows(results, setting, models=None, extra=None):
     """Rows for `agekeras.tables.results_table` from `{model: metrics dict}`.
 
     Args:
@@ -260,6 +295,7 @@ def result_rows(results, setting, models=None):
         setting: dict of setting columns, e.g. `{"dataset": "utkface-dev 15-40",
             "size": 64}`.
         models: order (default: the keys of `results`).
+        extra: optional registry name -> dict of more columns (e.g. parameters).
 
     Returns:
         list of dicts with method, the setting, MAE, RMSE and CA(5) (%).
@@ -275,6 +311,7 @@ def result_rows(results, setting, models=None):
                 "MAE": m["mae"],
                 "RMSE": m["rmse"],
                 "CA(5) %": None if ca5 is None else 100 * float(ca5),
+                **(extra or {}).get(name, {}),
             }
         )
     return rows

@@ -4,7 +4,7 @@ import tensorflow as tf
 from keras import ops
 
 from agekeras.layers import AgeDecoder, DeltaAgeAdaIN, age_from_deltas
-from tests.harness import run_layer_test
+from tests.harness import gradients, run_layer_test
 from tests.layers.test_delta_age_adain import numpy_daa
 
 
@@ -33,16 +33,52 @@ def numpy_conv_same(x, k):
     return out
 
 
-def test_age_decoder_factorised_standard_checks():
-    f, s, t, y = _inputs(batch=4, ages=4)
-    run_layer_test(
-        AgeDecoder,
-        {"channels": 8, "epsilon": 1e-5},
-        [f, s, t, y],
-        expected_output_shape=[(4, 4), (4,)],
-        expected_num_trainable_weights=5,
-        expected_num_non_trainable_weights=2,
-    )
+def check_with_static_ages(layer, data, expected_shapes):
+    """The harness' checks for layers whose per-age inputs (s, t, ages) have
+    no batch axis: `run_layer_test` gives every input a `None` batch
+    dimension, which would make the number of ages unknown, so here the
+    per-age inputs get `batch_shape=` (static ages). Checks: config round
+    trip, eager == symbolic shapes, a gradient to every trainable weight, one
+    fit step changes the weights, `.keras` save/load under safe_mode."""
+    import os
+    import tempfile
+
+    import keras
+
+    config = layer.get_config()
+    assert type(layer).from_config(config).get_config() == config
+    assert keras.saving.get_registered_name(type(layer)).startswith("agekeras>")
+    eager = layer(data)
+    assert [tuple(v.shape) for v in eager] == expected_shapes
+    inputs = [keras.Input(shape=data[0].shape[1:])] + [keras.Input(batch_shape=x.shape) for x in data[1:]]
+    sym = type(layer).from_config(config)(inputs)
+    assert [tuple(v.shape)[1:] for v in sym] == [e[1:] for e in expected_shapes]
+    assert tuple(sym[0].shape)[1] == expected_shapes[0][1]  # the ages axis is static
+    model = keras.Model(inputs, list(sym))
+    grads = gradients(model, data, model.trainable_weights)
+    assert len(grads) == len(model.trainable_weights) > 0
+    for w, g in zip(model.trainable_weights, grads):
+        assert g is not None and np.all(np.isfinite(_np(g))) and np.any(_np(g) != 0), w.path
+    before = [_np(w).copy() for w in model.trainable_weights]
+    targets = [np.full(e, 0.5, "float32") for e in expected_shapes]
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    model.fit(data, targets, batch_size=len(data[0]), epochs=1, verbose=0)
+    assert all(not np.allclose(b, _np(w)) for b, w in zip(before, model.trainable_weights))
+    ref = [_np(v) for v in model(data)]
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "m.keras")
+        model.save(path)
+        loaded = keras.saving.load_model(path, safe_mode=True)
+    for a, b in zip(ref, loaded(data)):
+        np.testing.assert_allclose(a, _np(b), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_age_decoder_factorised_standard_checks(per_channel):
+    f, s, t, y = _inputs(batch=4, ages=4, per_channel=per_channel)
+    layer = AgeDecoder(channels=8, epsilon=1e-5)
+    check_with_static_ages(layer, [f, s, t, y], [(4, 4), (4,)])
+    assert len(layer.trainable_weights) == 5 and len(layer.non_trainable_weights) == 2
 
 
 def test_age_decoder_naive_standard_checks():
@@ -125,3 +161,24 @@ def test_bad_inputs_raise_value_errors():
         dec([f, y])
     with pytest.raises(ValueError, match="channels"):
         AgeDecoder(channels=0)
+
+
+def test_factorised_bn_updates_moving_statistics_like_the_bn_layer():
+    f, s, t, y = _inputs(seed=4, batch=3, ages=6, h=4, w=4, c=5)
+    fast, slow = AgeDecoder(channels=4), AgeDecoder(channels=4)
+    fast([f, s, t, y])
+    slow([DeltaAgeAdaIN()([f, s, t]), y])
+    slow.set_weights(fast.get_weights())
+    fast([f, s, t, y], training=True)
+    slow([DeltaAgeAdaIN()([f, s, t]), y], training=True)
+    mean, var = _np(fast.bn.moving_mean), _np(fast.bn.moving_variance)
+    assert np.abs(mean).max() > 1e-4 and np.abs(var - 1).max() > 1e-4  # they moved
+    np.testing.assert_allclose(mean, _np(slow.bn.moving_mean), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(var, _np(slow.bn.moving_variance), rtol=1e-4, atol=1e-6)
+    # A frozen BN uses (and keeps) its moving statistics, as keras' BN does.
+    fast.bn.trainable = False
+    before = _np(fast.bn.moving_mean).copy()
+    d_frozen, _ = fast([f, s, t, y], training=True)
+    d_inf, _ = fast([f, s, t, y], training=False)
+    np.testing.assert_allclose(_np(fast.bn.moving_mean), before)
+    np.testing.assert_allclose(_np(d_frozen), _np(d_inf), rtol=1e-6)
