@@ -74,7 +74,7 @@ class AdaptiveStage(keras.layers.Layer):
     Example:
 
     >>> stage = AdaptiveStage(output_size=4)
-    >>> stage(np.zeros((2, 30, 30, 8), "float32")).shape
+    >>> tuple(stage(np.zeros((2, 30, 30, 8), "float32")).shape)
     (2, 4, 4, 8)
     >>> stage.kernel_size, stage.strides
     ((9, 9), (7, 7))

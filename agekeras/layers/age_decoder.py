@@ -206,7 +206,13 @@ class AgeDecoder(keras.layers.Layer):
             var = ops.mean(ops.square(m_a - mu[:, None]), axis=1)
             var = var + ops.mean(ops.einsum("fkj,ka,ja->fa", cov, coef, coef), axis=1)
             scale, shift = self._bn_affine(mu, var, training)
-            z = ops.matmul(ops.transpose(coef), basis * scale[None, :, None, None])  # (B, F, A, P)
+            # The BN shift rides along as a fourth basis row (times 1 for
+            # every age), so one matmul gives BN(K * delta_y) directly.
+            scaled = basis * scale[None, :, None, None]
+            shift_row = ops.broadcast_to(shift[None, :, None, None], ops.shape(scaled[:, :, :1]))
+            coef = ops.concatenate([coef, ops.ones_like(coef[:1])], axis=0)  # (4, A)
+            z = ops.matmul(ops.transpose(coef), ops.concatenate([scaled, shift_row], axis=2))  # (B, F, A, P)
+            return ops.transpose(ops.mean(ops.relu(z), axis=-1), (0, 2, 1))  # (B, A, F)
         else:
             # Per-channel styles: per-input-channel responses via a depthwise
             # conv whose depth multiplier is the number of filters.
@@ -220,9 +226,8 @@ class AgeDecoder(keras.layers.Layer):
             mu = ops.mean(pre, axis=(0, 2, 3))
             var = ops.mean(ops.square(pre - mu[None, :, None, None]), axis=(0, 2, 3))
             scale, shift = self._bn_affine(mu, var, training)
-            z = pre * scale[None, :, None, None]
-        z = z + shift[None, :, None, None]
-        return ops.transpose(ops.mean(ops.relu(z), axis=-1), (0, 2, 1))  # (B, A, F)
+            z = pre * scale[None, :, None, None] + shift[None, :, None, None]
+            return ops.transpose(ops.mean(ops.relu(z), axis=-1), (0, 2, 1))  # (B, A, F)
 
     # ----- naive path (reference) ---------------------------------------------------
 

@@ -32,11 +32,15 @@ class AttentionLSTMLocator(keras.layers.Layer):
       `carry_state=False` every batch starts from zeros. At inference the
       stored state is read but never changed, so predictions are
       reproducible, and `inference_mode` chooses:
-      `"sequence"` (default): the batch is a sequence in the order given,
-      starting from the stored state, as in training; `"independent"`: every
-      image gets one LSTM step from the stored state (the state learned at
-      the end of training), so its box does not depend on the other test
-      images (nor on the batch size).
+      `"independent"` (default): every image gets one LSTM step from the
+      stored state (the state learned at the end of training), so its box
+      does not depend on the other test images, their order or the batch
+      size; `"sequence"`: the batch is a sequence in the order given,
+      starting from the stored state, as in training. "independent" is the
+      default because test sets often come in a meaningful order (UTKFace
+      file names start with the age, so a sorted test split is sorted by
+      age) and a sequence would then pass information about the neighbours'
+      ages to each image.
     - **Box parameterisation.** Eq. 4 gives (x, y, w, h) each in [0, 1], which
       alone allows x + w > 1. To keep every box inside the feature map we
       read the sigmoid outputs (a, b, c, d) as
@@ -73,7 +77,7 @@ class AttentionLSTMLocator(keras.layers.Layer):
     TensorShape([4, 4])
     """
 
-    def __init__(self, units=128, min_size=0.25, carry_state=True, inference_mode="sequence", **kwargs):
+    def __init__(self, units=128, min_size=0.25, carry_state=True, inference_mode="independent", **kwargs):
         super().__init__(**kwargs)
         if int(units) < 1:
             raise ValueError(f"`units` must be >= 1, got {units}.")

@@ -38,7 +38,7 @@ class ConvBNReLU(keras.layers.Layer):
     Example:
 
     >>> block = ConvBNReLU(16, 3, strides=2)
-    >>> block(np.zeros((2, 32, 32, 3), "float32")).shape
+    >>> tuple(block(np.zeros((2, 32, 32, 3), "float32")).shape)
     (2, 16, 16, 16)
     """
 

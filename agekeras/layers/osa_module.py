@@ -47,9 +47,9 @@ class OSAModule(keras.layers.Layer):
     Example:
 
     >>> osa = OSAModule(filters=8, output_filters=16)
-    >>> osa(np.zeros((2, 8, 8, 4), "float32")).shape
+    >>> tuple(osa(np.zeros((2, 8, 8, 4), "float32")).shape)
     (2, 8, 8, 16)
-    >>> osa.aggregate.conv.kernel.shape  # 4 input + 5 x 8 ConvBlock channels
+    >>> tuple(osa.aggregate.conv.kernel.shape)  # 4 input + 5 x 8 ConvBlock channels
     (1, 1, 44, 16)
     """
 

@@ -194,7 +194,7 @@ def al_model(
     crop_size=7,
     min_box=0.25,
     carry_state=True,
-    inference_mode="sequence",
+    inference_mode="independent",
     global_only=False,
     init_from=None,
     freeze_backbone=False,
@@ -211,7 +211,7 @@ def al_model(
         crop_size: samples per side of the bilinear crop.
         min_box: smallest relative box side (see `AttentionLSTMLocator`).
         carry_state: keep the LSTM state across training batches.
-        inference_mode: "sequence" or "independent" (see
+        inference_mode: "independent" (default) or "sequence" (see
             `AttentionLSTMLocator`).
         global_only: build only the backbone + global head (the stage-1
             model, outputs "age_probs" and "age" like `*_dex`).
@@ -438,7 +438,10 @@ def group_metrics(true_age, pred_age):
     Adience's eight groups (nearest group; `agekeras.metrics.age_to_group`)."""
     from agekeras import metrics as M
 
-    gt, gp = M.age_to_group(true_age), M.age_to_group(pred_age)
+    # Predictions are rounded to 0.01 year first: an age exactly between two
+    # groups (e.g. 3.0) then maps the same way whether it comes from memory
+    # or from predictions.csv (3 decimals).
+    gt, gp = M.age_to_group(true_age), M.age_to_group(np.round(np.asarray(pred_age, "float64"), 2))
     return {"group acc": M.group_accuracy(gt, gp), "1-off": M.group_accuracy(gt, gp, off=1)}
 
 

@@ -135,11 +135,13 @@ def c3ae_encoder(input_shape, name="c3ae_encoder"):
 
 
 def _squeeze_excite(x, name):
-    import keras_cv
-
-    return keras_cv.layers.SqueezeAndExcite2D(
-        32, bottleneck_filters=16, squeeze_activation="hard_swish", excite_activation="sigmoid", name=name
-    )(x)
+    """Squeeze-excitation 32 -> 16 -> 32 (h-swish, sigmoid), as the authors'
+    `se_module`, from Keras layers (keras-cv's `SqueezeAndExcite2D` computes
+    the same but has no `build()`, which Keras warns about on every load)."""
+    w = keras.layers.GlobalAveragePooling2D(keepdims=True, name=name + "_pool")(x)
+    w = keras.layers.Conv2D(16, 1, activation="hard_swish", name=name + "_squeeze")(w)
+    w = keras.layers.Conv2D(32, 1, activation="sigmoid", name=name + "_excite")(w)
+    return keras.layers.Multiply(name=name)([x, w])
 
 
 ENCODERS = {"resnet18": face_resnet18, "c3ae": c3ae_encoder}
@@ -327,32 +329,59 @@ def daa_model(
     input_shape = tuple(input_shape)
     if len(input_shape) != 3 or input_shape[-1] != 3:
         raise ValueError(f"input_shape must be (H, W, 3), got {input_shape}.")
-    inputs = keras.Input(input_shape, name="image")
     scale = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale")
     enc = ENCODERS[encoder](input_shape)
-    features = enc(scale(inputs))
     if variant == "binary":
-        mapping = BinaryCodeMapping(
+        comparison = BinaryCodeMapping(
             num_ages=num_classes, age_min=age_min, bits=bits, interval=interval, dtype="float32",
             name="binary_code_mapping",
         )
-        s, t, ages = mapping(features)
+        stats = None
     else:
         images, template_ages = _load_templates(templates, input_shape, num_classes, age_min)
-        bank = TemplateBank(len(images), input_shape, interval=interval, name="template_bank")
-        bank.set_templates(images, template_ages)
-        template_images, ages = bank(inputs)
-        template_features = enc(scale(template_images))
+        comparison = TemplateBank(len(images), input_shape, interval=interval, name="template_bank")
+        comparison.set_templates(images, template_ages)
         stats = TemplateStatistics("channel" if variant == "single" else "all", epsilon, dtype="float32",
                                    name="template_statistics")
-        s, t = stats(template_features)
+    adain = DeltaAgeAdaIN(epsilon, name="delta_age_adain") if decoder == "naive" else None
     age_decoder = AgeDecoder(decoder_channels, epsilon=epsilon, dtype="float32", name="age_decoder")
-    if decoder == "naive":
-        delta_maps = DeltaAgeAdaIN(epsilon, name="delta_age_adain")([features, s, t])
-        _, age = age_decoder([delta_maps, ages])
+    return _daa_graph(input_shape, scale, enc, comparison, stats, adain, age_decoder,
+                      name or f"daa_{encoder}_{variant}")
+
+
+def _daa_graph(input_shape, scale, encoder, comparison, stats, adain, decoder, name, with_deltas=False):
+    """Wire the DAA layers into a functional model (also used by `with_interval`
+    and, with the per-age deltas as a second output, by `delta_ages`)."""
+    inputs = keras.Input(tuple(input_shape), name="image")
+    features = encoder(scale(inputs))
+    if isinstance(comparison, BinaryCodeMapping):
+        s, t, ages = comparison(features)
     else:
-        _, age = age_decoder([features, s, t, ages])
-    return keras.Model(inputs, {"age": age}, name=name or f"daa_{encoder}_{variant}")
+        template_images, ages = comparison(inputs)
+        s, t = stats(encoder(scale(template_images)))
+    if adain is not None:
+        deltas, age = decoder([adain([features, s, t]), ages])
+    else:
+        deltas, age = decoder([features, s, t, ages])
+    outputs = {"age": age, "deltas": deltas, "comparison_ages": ages} if with_deltas else {"age": age}
+    return keras.Model(inputs, outputs, name=name)
+
+
+def _daa_parts(model):
+    """The layers `_daa_graph` needs, found in a DAA model."""
+    comparison = [layer for layer in model.layers if isinstance(layer, (BinaryCodeMapping, TemplateBank))]
+    if len(comparison) != 1:
+        raise ValueError(f"{model.name!r} has no DAA comparison-age layer (BinaryCodeMapping or TemplateBank).")
+    encoder = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    names = [layer.name for layer in model.layers]
+    return {
+        "scale": model.get_layer("scale"),
+        "encoder": encoder[0],
+        "comparison": comparison[0],
+        "stats": model.get_layer("template_statistics") if "template_statistics" in names else None,
+        "adain": model.get_layer("delta_age_adain") if "delta_age_adain" in names else None,
+        "decoder": model.get_layer("age_decoder"),
+    }
 
 
 def plain_model(encoder="resnet18", *, input_shape=(64, 64, 3), num_classes=101, age_min=0, name=None):
@@ -378,19 +407,13 @@ def with_interval(model, interval):
     no copy); the interval only selects which (s_y, t_y) are used, so the
     trained weights carry over (interval sampling, Tables 6-7).
     """
-    targets = [layer for layer in model.layers if isinstance(layer, (BinaryCodeMapping, TemplateBank))]
-    if len(targets) != 1:
-        raise ValueError(f"{model.name!r} has no DAA comparison-age layer (BinaryCodeMapping or TemplateBank).")
-    old = targets[0]
+    parts = _daa_parts(model)
+    old = parts["comparison"]
     new = old.__class__.from_config({**old.get_config(), "interval": int(interval)})
     new.build()
     new.set_weights(old.get_weights())
-
-    def clone(layer):
-        return new if layer is old else layer
-
-    out = keras.models.clone_model(model, clone_function=clone)
-    return out
+    parts["comparison"] = new
+    return _daa_graph(model.inputs[0].shape[1:], name=f"{model.name}_every{int(interval)}", **parts)
 
 
 def style_statistics(model):
@@ -410,15 +433,42 @@ def style_statistics(model):
 def delta_ages(model, images):
     """Per-age deltas Delta_y `(batch, A)` and comparison ages `(A,)` of a DAA
     model on `images` (inference mode), for inspection."""
-    dec = model.get_layer("age_decoder")
-    probe = keras.Model(model.inputs, {"deltas": dec.output[0]})
-    deltas = probe.predict(images, verbose=0)["deltas"]
-    holder = [layer for layer in model.layers if isinstance(layer, (BinaryCodeMapping, TemplateBank))][0]
-    if isinstance(holder, BinaryCodeMapping):
-        ages = ops.convert_to_numpy(holder.style_statistics()[2])
-    else:
-        ages = ops.convert_to_numpy(holder(None)[1])
-    return deltas, ages
+    parts = _daa_parts(model)
+    probe = _daa_graph(model.inputs[0].shape[1:], name=f"{model.name}_deltas", with_deltas=True, **parts)
+    images = np.asarray(images, "float32")
+    out = probe(images, training=False)
+    return ops.convert_to_numpy(out["deltas"]), ops.convert_to_numpy(out["comparison_ages"])
+
+
+def interval_sweep(model, images, intervals=(1, 2, 5, 10, 20), batch_size=64):
+    """Predict with every `interval` (Tables 6-7 of the paper): the trained
+    model compares with every k-th age only, which cuts the decoder's work.
+
+    Args:
+        model: a trained DAA model (binary mapping or templates).
+        images: `(n, H, W, 3)` faces, pixels in [0, 255].
+        intervals: the k values.
+        batch_size: prediction batch size.
+
+    Returns:
+        A list of dicts, one per k: `interval`, `comparisons` (number of
+        ages compared), `pred` (predicted ages `(n,)`), `seconds` (wall time
+        of predicting all images, after a warm-up batch) and `ms_per_image`.
+    """
+    import time
+
+    images = np.asarray(images, "float32")
+    out = []
+    for k in intervals:
+        sub = with_interval(model, k)
+        sub.predict(images[:batch_size], batch_size=batch_size, verbose=0)  # trace + warm-up
+        start = time.perf_counter()
+        pred = sub.predict(images, batch_size=batch_size, verbose=0)["age"]
+        seconds = time.perf_counter() - start
+        comparisons = len(_daa_parts(sub)["comparison"].sampled_indices())
+        out.append({"interval": int(k), "comparisons": comparisons, "pred": np.asarray(pred).reshape(-1),
+                    "seconds": seconds, "ms_per_image": 1000.0 * seconds / max(len(images), 1)})
+    return out
 
 
 # ----- registry ------------------------------------------------------------------

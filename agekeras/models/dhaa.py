@@ -283,13 +283,14 @@ def _dataset(model, ds, image_size, batch_size, flip):
     return data.map(mirror) if flip else data.map(lambda x, y: x)
 
 
-def predict_outputs(model, ds, image_size, batch_size=64, flip=True, age_min=0):
+def predict_outputs(model, ds, image_size, batch_size=64, flip=True, age_min=None):
     """The model's outputs on every face of `ds`, with flip test-time averaging.
 
     With `flip`, every `*probs*` output is the mean of the outputs on the
     image and on its mirror image (landmarks mirrored and left/right swapped),
     and `age` is recomputed as the expectation of the averaged `age_probs`
-    with ages `age_min + k` (pass the model's `age_min`).
+    with ages `age_min + k` (default: the `age_min` of the model's
+    "dex_head").
 
     Returns:
         dict of NumPy arrays, one per output.
@@ -299,6 +300,8 @@ def predict_outputs(model, ds, image_size, batch_size=64, flip=True, age_min=0):
         return out
     mirrored = model.predict(_dataset(model, ds, image_size, batch_size, True), verbose=0)
     avg = {k: (out[k] + mirrored[k]) / 2.0 for k in out if "probs" in k}
+    if age_min is None:
+        age_min = model.get_layer("dex_head").age_min
     avg["age"] = expectation(avg["age_probs"], age_min) if "age_probs" in avg else (out["age"] + mirrored["age"]) / 2
     return avg
 
@@ -419,6 +422,72 @@ def plot_bars(values, ylabel="MAE", title=None, reference=None, save_to=None):
     if save_to is not None:
         fig.savefig(save_to, dpi=120, bbox_inches="tight")
     return fig
+
+
+ABLATIONS = {
+    "Res18+EX": ("resnet18_dex", {}),
+    "global": ("dhaa", {"branches": ["global"]}),
+    "local": ("dhaa", {"branches": ["local"]}),
+    "global-local": ("dhaa", {"branches": ["global_local"]}),
+    "global + local": ("dhaa", {"branches": ["global", "local"]}),
+    "DHAA": ("dhaa", {}),
+    "DHAA, ROI pooling": ("dhaa", {"pooling": "roi"}),
+    "DHAA, FC fusion": ("dhaa", {"fusion": "fc"}),
+    "DHAA, no sub-network losses": ("dhaa", {"sub_losses": False}),
+}
+"""The variants of Table 1 / Fig. 5: label -> (registry name, model kwargs)."""
+
+
+def train_variant(label, config, out_root, variants=None):
+    """Train one variant of `ABLATIONS` with the settings of `config`.
+
+    DHAA variants get `config.model_kwargs` (e.g. the QUICK `width`) plus
+    their own flags; the baseline gets none of them. The run goes to
+    `out_root/<label as a file name>`.
+
+    Returns:
+        (run_dir, test metrics dict of `agekeras.training.train`).
+    """
+    import dataclasses
+    import pathlib
+
+    from agekeras.training import train
+
+    name, kwargs = (variants or ABLATIONS)[label]
+    base = dict(config.model_kwargs) if name == "dhaa" else {}
+    slug = "".join(c if c.isalnum() else "_" for c in label.lower()).strip("_")
+    run_dir = pathlib.Path(out_root) / slug
+    cfg = dataclasses.replace(config, model=name, model_kwargs={**base, **kwargs}, out=str(run_dir))
+    return run_dir, train(cfg)
+
+
+def evaluate_flip(run_dir, ds, checkpoint="best.keras", batch_size=64):
+    """Test MAE of a run with and without flip test-time averaging.
+
+    Returns:
+        (row, outputs, model, age_min): row = dict with "MAE", "MAE flip" and
+        "RMSE flip"; outputs = the flip-averaged outputs (`predict_outputs`);
+        the loaded checkpoint and its `age_min`.
+    """
+    import json
+    import pathlib
+
+    run_dir = pathlib.Path(run_dir)
+    saved = json.loads((run_dir / "config.json").read_text())
+    size, age_min = saved["train"]["image_size"], saved["age_min"]
+    if not (run_dir / checkpoint).exists():
+        checkpoint = "last.keras"
+    model = keras.saving.load_model(run_dir / checkpoint, safe_mode=True)
+    plain = predict_outputs(model, ds, size, batch_size, flip=False)
+    flipped = predict_outputs(model, ds, size, batch_size, flip=True, age_min=age_min)
+    true = np.asarray(ds.age, "float64")
+    err = np.asarray(flipped["age"], "float64").reshape(-1) - true
+    row = {
+        "MAE": float(np.mean(np.abs(np.asarray(plain["age"], "float64").reshape(-1) - true))),
+        "MAE flip": float(np.mean(np.abs(err))),
+        "RMSE flip": float(np.sqrt(np.mean(err**2))),
+    }
+    return row, flipped, model, age_min
 
 
 def benchmark_training(input_shape=(64, 64, 3), batch_size=16, steps=3, num_classes=101, **model_kwargs):

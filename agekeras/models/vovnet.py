@@ -240,7 +240,7 @@ def vovnetv4_summary(model):
         params = sum(rosa.osa_modules[i].count_params() for i in sorted(set(order)))
         if r > 0:
             params += rosa.transitions[r - 1].count_params()
-        line(f"ROSA region {r + 1} ({len(order)} cyc.)", shape, "", params)
+        line(f"ROSA region {r + 1} ({len(order)} cyc.)", shape.shape, "", params)
     for r in range(len(rosa.schedule)):
         stage = model.get_layer(f"adaptive_{r + 1}")
         ks = f"{stage.kernel_size[0]}x{stage.kernel_size[1]} /{stage.strides[0]}"

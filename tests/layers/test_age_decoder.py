@@ -29,7 +29,7 @@ def numpy_conv_same(x, k):
     out = np.zeros((h, w, k.shape[-1]))
     for i in range(h):
         for j in range(w):
-            out[i, j] = np.einsum("abc,abf->f", p[i : i + 3, j : j + 3], k)
+            out[i, j] = np.einsum("abc,abcf->f", p[i : i + 3, j : j + 3], k)
     return out
 
 

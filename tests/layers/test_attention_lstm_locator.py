@@ -53,7 +53,7 @@ def test_locator_independent_mode_standard_checks():
 def test_locator_matches_numpy_lstm_and_updates_memory_only_in_training():
     rng = np.random.RandomState(2)
     x = rng.randn(5, 12).astype("float32")
-    layer = AttentionLSTMLocator(units=6, min_size=0.3)
+    layer = AttentionLSTMLocator(units=6, min_size=0.3, inference_mode="sequence")
     layer.build((None, 12))
     for w in layer.trainable_weights:  # non-trivial weights everywhere
         w.assign(rng.randn(*w.shape).astype("float32") * 0.5)
@@ -78,7 +78,7 @@ def test_locator_matches_numpy_lstm_and_updates_memory_only_in_training():
 
 def test_second_box_depends_on_first_image():
     rng = np.random.RandomState(3)
-    layer = AttentionLSTMLocator(units=8)
+    layer = AttentionLSTMLocator(units=8, inference_mode="sequence")
     a, a2, b = (rng.randn(1, 10).astype("float32") for _ in range(3))
     box_ab = ops.convert_to_numpy(layer(np.concatenate([a, b])))
     box_a2b = ops.convert_to_numpy(layer(np.concatenate([a2, b])))
@@ -127,6 +127,18 @@ def test_boxes_stay_inside_the_map_for_any_input():
         assert np.all(x >= 0) and np.all(y >= 0), trial
         assert np.all(x + w <= 1 + 1e-6) and np.all(y + h <= 1 + 1e-6), trial
         assert np.all(w >= min_size - 1e-6) and np.all(h >= min_size - 1e-6), trial
+
+
+def test_default_inference_is_independent_of_other_images():
+    rng = np.random.RandomState(6)
+    layer = AttentionLSTMLocator(units=8)
+    assert layer.inference_mode == "independent"
+    a, a2, b = (rng.randn(1, 10).astype("float32") for _ in range(3))
+    layer(np.concatenate([a, b]), training=True)  # some stored state
+    np.testing.assert_allclose(ops.convert_to_numpy(layer(np.concatenate([a, b])))[1],
+                               ops.convert_to_numpy(layer(b))[0], atol=1e-6)
+    np.testing.assert_allclose(ops.convert_to_numpy(layer(np.concatenate([a2, b])))[1],
+                               ops.convert_to_numpy(layer(b))[0], atol=1e-6)
 
 
 def test_bad_arguments_raise():

@@ -116,18 +116,17 @@ def test_fusion_layer_standard_checks_and_numpy():
 
 def test_model_lstm_state_carries_across_images(al_ror):
     a, a2, b = _images(1, 5), _images(1, 6), _images(1, 7)
+    assert al_ror.get_layer("locator").inference_mode == "independent"  # the default
+    set_inference_mode(al_ror, "sequence")
     inspect = inspection_model(al_ror)
     box_b = inspect.predict(np.concatenate([a, b]), verbose=0)["box"][1]
     box_b2 = inspect.predict(np.concatenate([a2, b]), verbose=0)["box"][1]
     assert np.abs(box_b - box_b2).max() > 1e-5
     set_inference_mode(al_ror, "independent")
-    try:
-        inspect = inspection_model(al_ror)
-        box_b = inspect.predict(np.concatenate([a, b]), verbose=0)["box"][1]
-        box_b2 = inspect.predict(np.concatenate([a2, b]), verbose=0)["box"][1]
-        np.testing.assert_allclose(box_b, box_b2, atol=1e-6)
-    finally:
-        set_inference_mode(al_ror, "sequence")
+    inspect = inspection_model(al_ror)
+    box_b = inspect.predict(np.concatenate([a, b]), verbose=0)["box"][1]
+    box_b2 = inspect.predict(np.concatenate([a2, b]), verbose=0)["box"][1]
+    np.testing.assert_allclose(box_b, box_b2, atol=1e-6)
 
 
 @pytest.mark.slow

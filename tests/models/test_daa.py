@@ -95,6 +95,10 @@ def test_interval_sampling_uses_every_kth_age():
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
         s_deltas, s_ages = daa.delta_ages(sub, x)
         np.testing.assert_array_equal(s_ages, np.arange(5, 45, k))
+    sweep = daa.interval_sweep(model, x, intervals=(1, 4), batch_size=3)
+    assert [r["comparisons"] for r in sweep] == [40, 10]
+    np.testing.assert_allclose(sweep[1]["pred"], (ages[None, ::4] - deltas[:, ::4]).mean(1), rtol=1e-4, atol=1e-3)
+    assert all(r["seconds"] > 0 and r["ms_per_image"] > 0 for r in sweep)
     # The interval model shares the trained weights (no copy to drift).
     assert daa.with_interval(model, 4).get_layer("age_decoder") is model.get_layer("age_decoder")
     stats = daa.style_statistics(model)
