@@ -133,8 +133,15 @@ def _detect_batch(detector, images):
     return rows
 
 
+def _image_size(path):
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.size[1], im.size[0]
+
+
 def _fill_value(landmarks, sizes):
-    """Median landmarks of the detected faces, relative to the image size."""
+    """Median landmarks of the faces with landmarks, relative to the image size."""
     ok = np.all(np.isfinite(landmarks), axis=(1, 2))
     if not ok.any():
         return None
@@ -187,9 +194,12 @@ def write_landmarks_csv(ds, out_csv, *, detector=None, missing="fill", keep_exis
     source[detected] = "mtcnn"
     not_found = np.flatnonzero(~has & ~detected)
     if missing == "fill" and len(not_found):
-        rel = _fill_value(landmarks[detected], sizes[detected])
+        known = has | detected
+        for i in np.flatnonzero(known & (sizes[:, 0] == 0)):
+            sizes[i] = _image_size(ds.paths[i])
+        rel = _fill_value(landmarks[known], sizes[known])
         if rel is None:
-            raise RuntimeError("MTCNN found no face at all: nothing to fill the missing landmarks with.")
+            raise RuntimeError("No face has landmarks: nothing to fill the missing landmarks with.")
         for i in not_found:
             landmarks[i] = rel * sizes[i][::-1] - 0.5
         source[not_found] = "filled"

@@ -47,6 +47,11 @@ class FakeDetector:
         return np.array(rows, dtype="float64").reshape(-1, 16)
 
 
+class NoFaces:
+    def detect_faces(self, images, box_format="xyxy", output_type="numpy"):
+        return np.empty((0, 16))
+
+
 def read_rows(path):
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
@@ -88,11 +93,12 @@ def test_existing_landmarks_are_kept_and_bad_arguments(tmp_path):
     ds, truth = synthetic_files(tmp_path, n=2)
     ds.landmarks = truth.copy()
     ds.landmarks[1] = np.nan
-    result = A.write_landmarks_csv(ds, tmp_path / "x.csv", detector=FakeDetector(truth), log=None)
+    result = A.write_landmarks_csv(ds, tmp_path / "x.csv", detector=NoFaces(), log=None)
     assert result["existing"] == 1 and result["detected"] == 0 and result["not_found"] == [ds.paths[1]]
     assert [r["source"] for r in read_rows(tmp_path / "x.csv")] == ["dataset", "filled"]
+    np.testing.assert_allclose(load("csv", tmp_path / "x.csv").landmarks, np.stack([truth[0]] * 2), atol=0.006)
     with pytest.raises(ValueError, match="missing"):
-        A.write_landmarks_csv(ds, tmp_path / "y.csv", detector=FakeDetector(truth), missing="skip")
+        A.write_landmarks_csv(ds, tmp_path / "y.csv", detector=NoFaces(), missing="skip")
 
 
 def test_similarity_alignment_puts_eyes_and_lip_on_the_template(tmp_path):
@@ -116,11 +122,14 @@ def test_mtcnn_on_synthetic_cartoon_faces(tmp_path):
     where it does, its points are within a few pixels of the exact ones."""
     pytest.importorskip("mtcnn")
     ds, truth = synthetic_files(tmp_path, n=6, size=128)
-    result = A.write_landmarks_csv(ds, tmp_path / "m.csv", missing="nan", keep_existing=False, log=None)
+    result = A.write_landmarks_csv(ds, tmp_path / "m.csv", missing="nan", keep_existing=False,
+                                   min_confidence=0.8, log=None)  # fmt: skip
     loaded = load("csv", tmp_path / "m.csv")
     found = np.all(np.isfinite(loaded.landmarks), axis=(1, 2))
     assert found.sum() == result["detected"] >= 2
     assert len(result["not_found"]) == (~found).sum()
     err = np.linalg.norm(loaded.landmarks[found] - truth[found], axis=-1)
-    assert err.max() < 5.0, err  # pixels, at 128 px (eye distance ~22 px)
+    # Pixels at 128 px (eye distance ~22 px): eyes within 3 px, every point
+    # within 7 px (a cartoon mouth corner is where MTCNN disagrees most).
+    assert err[:, :2].max() < 3.0 and err.max() < 7.0, err
     assert np.median(err) < 2.5, err
