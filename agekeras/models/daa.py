@@ -41,6 +41,17 @@ Delta_Age_AdaIN, `Networks/ResNets.py`, `Networks/C3AENet.py`):
   valid convolutions it gives 32 x 8 x 8 at 96 px (the authors' config
   mentions 96) and 32 x 4 x 4 at 64 px (the original C3AE's 64 px input).
 
+Output scale: the AgeDecoder multiplies its FC output by `delta_scale`, by
+default the standard deviation of the comparison ages (28.9 for ages
+0..99), and the "w/o DAA" baselines scale their FC output the same way
+around the middle of the age range (where DAA starts, Eq. 9 with zero
+deltas). The paper's parametrisation is `delta_scale=1.0`; it describes the
+same functions, but with Adam (steps of ~lr whatever the gradient) an FC
+output in years needs thousands of steps to reach offsets of tens of years:
+on utkface-dev at 64 px the unscaled DAA model was still at the median
+predictor's error after 4 epochs. The scale is a re-parametrisation for a
+CPU budget of minutes, not part of the method.
+
 Template variants: the style of age y comes from one real face of (about)
 age y, passed through the same encoder at every step (gradients flow through
 it, as in the authors' code); the template faces are stored in the model (a
@@ -63,7 +74,6 @@ from keras import ops
 
 from agekeras.layers import AgeDecoder, BinaryCodeMapping, DeltaAgeAdaIN, TemplateStatistics
 from agekeras.losses import SmoothL1
-from agekeras.models.baselines import age_model
 from agekeras.models.registry import register
 
 logger = logging.getLogger("agekeras.models.daa")
@@ -296,6 +306,7 @@ def daa_model(
     bits=8,
     epsilon=1e-5,
     templates=None,
+    delta_scale="auto",
     name=None,
 ):
     """Build a DAA model.
@@ -315,6 +326,10 @@ def daa_model(
         bits: binary code length (8).
         epsilon: DAA variance epsilon.
         templates: template faces for "single"/"multi" (see module docstring).
+        delta_scale: `AgeDecoder` output scale; "auto" = the standard
+            deviation of the comparison ages (28.9 for 100 ages), 1.0 = the
+            paper's parametrisation (see `AgeDecoder`; same function class,
+            it only changes how fast Adam can move the deltas).
         name: model name.
 
     Returns:
@@ -343,8 +358,11 @@ def daa_model(
         comparison.set_templates(images, template_ages)
         stats = TemplateStatistics("channel" if variant == "single" else "all", epsilon, dtype="float32",
                                    name="template_statistics")
+    if delta_scale == "auto":
+        delta_scale = _age_spread(template_ages if variant != "binary" else age_min + np.arange(num_classes))
     adain = DeltaAgeAdaIN(epsilon, name="delta_age_adain") if decoder == "naive" else None
-    age_decoder = AgeDecoder(decoder_channels, epsilon=epsilon, dtype="float32", name="age_decoder")
+    age_decoder = AgeDecoder(decoder_channels, epsilon=epsilon, delta_scale=delta_scale, dtype="float32",
+                             name="age_decoder")
     return _daa_graph(input_shape, scale, enc, comparison, stats, adain, age_decoder,
                       name or f"daa_{encoder}_{variant}")
 
@@ -384,19 +402,37 @@ def _daa_parts(model):
     }
 
 
-def plain_model(encoder="resnet18", *, input_shape=(64, 64, 3), num_classes=101, age_min=0, name=None):
+def _age_spread(ages):
+    """Standard deviation of a set of ages (>= 1): the natural unit of a delta age."""
+    return float(max(np.std(np.asarray(ages, "float64")), 1.0))
+
+
+def plain_model(encoder="resnet18", *, input_shape=(64, 64, 3), num_classes=101, age_min=0, output_scale="auto",
+                name=None):
     """The paper's "w/o DAA" baseline: the same FaceEncoder, global average
-    pooling and one FC output (regression, smooth L1)."""
+    pooling and one FC output (regression, smooth L1).
+
+    To compare like with like, its output is parametrised as DAA's: age =
+    mid + scale * FC(GAP(E)), with mid the middle of the age range (where DAA
+    starts too, Eq. 9 with zero deltas) and scale the spread of the ages
+    ("auto", as DAA's `delta_scale`; 1.0 and mid = 0 for a bare FC with
+    `output_scale=None`), FC initialised like DAA's (normal, std 0.01).
+    """
     if encoder not in ENCODERS:
         raise ValueError(f"encoder must be one of {sorted(ENCODERS)}, got {encoder!r}.")
-    return age_model(
-        ENCODERS[encoder](tuple(input_shape)),
-        input_shape=input_shape,
-        head="regression",
-        num_classes=num_classes,
-        age_min=age_min,
-        name=name or f"daa_{encoder}_plain",
-    )
+    input_shape = tuple(input_shape)
+    ages = age_min + np.arange(num_classes)
+    scale, mid = (1.0, 0.0) if output_scale is None else (
+        _age_spread(ages) if output_scale == "auto" else float(output_scale), float(ages.mean()))
+    inputs = keras.Input(input_shape, name="image")
+    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale")(inputs)
+    x = ENCODERS[encoder](input_shape)(x)
+    x = keras.layers.GlobalAveragePooling2D(name="embedding")(x)
+    y = keras.layers.Dense(1, kernel_initializer=keras.initializers.RandomNormal(0.0, 0.01), dtype="float32",
+                           name="age_dense")(x)
+    y = keras.layers.Rescaling(scale, offset=mid, dtype="float32", name="age_scale")(y)
+    age = keras.layers.Reshape((), dtype="float32", name="age_reshape")(y)
+    return keras.Model(inputs, {"age": age}, name=name or f"daa_{encoder}_plain")
 
 
 def with_interval(model, interval):
@@ -511,12 +547,12 @@ def daa_resnet18_multi(input_shape=(64, 64, 3), num_classes=101, age_min=0, temp
 
 @register("daa_resnet18_plain", paper="daa", description=_DESC + "'w/o DAA' baseline, adapted ResNet-18 + FC",
           losses=_LOSSES)
-def daa_resnet18_plain(input_shape=(64, 64, 3), num_classes=101, age_min=0):
-    """The paper's "w/o DAA" baseline on the adapted ResNet-18."""
-    return plain_model("resnet18", input_shape=input_shape, num_classes=num_classes, age_min=age_min)
+def daa_resnet18_plain(input_shape=(64, 64, 3), num_classes=101, age_min=0, **kwargs):
+    """The paper's "w/o DAA" baseline on the adapted ResNet-18 (kwargs: see `plain_model`)."""
+    return plain_model("resnet18", input_shape=input_shape, num_classes=num_classes, age_min=age_min, **kwargs)
 
 
 @register("daa_c3ae_plain", paper="daa", description=_DESC + "'w/o DAA' baseline, C3AE + FC", losses=_LOSSES)
-def daa_c3ae_plain(input_shape=(64, 64, 3), num_classes=101, age_min=0):
-    """The "w/o DAA" baseline on the C3AE (plain) encoder."""
-    return plain_model("c3ae", input_shape=input_shape, num_classes=num_classes, age_min=age_min)
+def daa_c3ae_plain(input_shape=(64, 64, 3), num_classes=101, age_min=0, **kwargs):
+    """The "w/o DAA" baseline on the C3AE (plain) encoder (kwargs: see `plain_model`)."""
+    return plain_model("c3ae", input_shape=input_shape, num_classes=num_classes, age_min=age_min, **kwargs)

@@ -111,6 +111,21 @@ def test_eq8_and_eq9_match_numpy():
     np.testing.assert_allclose(age, (y[None] - want).mean(axis=1), rtol=1e-4, atol=1e-4)
 
 
+def test_delta_scale_multiplies_the_fc_output():
+    f, s, t, y = _inputs(seed=6)
+    one, three = AgeDecoder(channels=4), AgeDecoder(channels=4, delta_scale=3.0)
+    one([f, s, t, y])
+    three([f, s, t, y])
+    three.set_weights(one.get_weights())
+    d1, a1 = (_np(v) for v in one([f, s, t, y]))
+    d3, a3 = (_np(v) for v in three([f, s, t, y]))
+    np.testing.assert_allclose(d3, 3 * d1, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(a3, (y[None] - 3 * d1).mean(1), rtol=1e-5)
+    assert np.abs(d1).max() < 0.5  # the authors' small FC init: deltas start near 0
+    with pytest.raises(ValueError, match="delta_scale"):
+        AgeDecoder(delta_scale=0)
+
+
 def test_age_from_deltas_is_eq9():
     deltas = np.array([[1.0, -2.0, 0.5], [0.0, 0.0, 0.0]], "float32")
     ages = np.array([20.0, 30.0, 40.0], "float32")

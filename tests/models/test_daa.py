@@ -52,7 +52,12 @@ def test_parameter_counts_beside_table1():
     c_trainable = sum(int(np.prod(w.shape)) for w in c.trainable_weights)
     assert (c.count_params(), c_trainable) == (55_075, 54_691)
     assert agekeras.models.get("daa_resnet18_plain", input_shape=(128, 128, 3)).count_params() == 11_178_945
-    assert agekeras.models.get("daa_c3ae_plain", input_shape=(96, 96, 3)).count_params() == 35_601
+    plain = agekeras.models.get("daa_c3ae_plain", input_shape=(96, 96, 3), num_classes=100, age_min=1)
+    assert plain.count_params() == 35_601
+    # Untrained, both kinds start near the middle of the age range (Eq. 9 with ~zero deltas).
+    x = np.random.RandomState(4).uniform(0, 255, (2, 96, 96, 3)).astype("float32")
+    np.testing.assert_allclose(plain.predict(x, verbose=0)["age"], 50.5, atol=3.0)
+    np.testing.assert_allclose(c.predict(x, verbose=0)["age"], 49.5, atol=3.0)
 
 
 @pytest.mark.slow
@@ -101,6 +106,8 @@ def test_interval_sampling_uses_every_kth_age():
     assert all(r["seconds"] > 0 and r["ms_per_image"] > 0 for r in sweep)
     # The interval model shares the trained weights (no copy to drift).
     assert daa.with_interval(model, 4).get_layer("age_decoder") is model.get_layer("age_decoder")
+    # Default output scale: the spread of the comparison ages.
+    np.testing.assert_allclose(model.get_layer("age_decoder").delta_scale, np.std(np.arange(40)), rtol=1e-6)
     stats = daa.style_statistics(model)
     assert stats["s"].shape == stats["t"].shape == (40,)
     np.testing.assert_array_equal(stats["ages"], np.arange(5, 45))
