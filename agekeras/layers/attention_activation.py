@@ -67,7 +67,11 @@ class AttentionActivation(keras.layers.Layer):
             return ops.sigmoid(inputs)
         if self.mode == "channel":
             return ops.normalize(inputs, axis=-1, order=2, epsilon=self.epsilon)
-        mean, var = ops.moments(inputs, axes=(1, 2), keepdims=True)
+        # Two-pass variance: `ops.moments` computes E[x^2] - E[x]^2, which
+        # cancels catastrophically (and can go negative -> NaN) for maps with a
+        # large mean, e.g. at inference before BatchNorm statistics settle.
+        mean = ops.mean(inputs, axis=(1, 2), keepdims=True)
+        var = ops.mean(ops.square(inputs - mean), axis=(1, 2), keepdims=True)
         return ops.sigmoid((inputs - mean) / ops.sqrt(var + self.epsilon))
 
     def compute_output_shape(self, input_shape):

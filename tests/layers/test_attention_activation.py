@@ -56,6 +56,14 @@ def test_spatial_mode_is_per_channel_and_per_image():
     assert 0.25 < a[..., 0].mean() < 0.75  # centred: about half above 0.5
 
 
+def test_spatial_mode_is_stable_for_maps_with_a_large_mean():
+    # E[x^2] - E[x]^2 (keras.ops.moments) cancels to a negative variance here.
+    x = (np.random.RandomState(4).randn(2, 4, 4, 3) * 0.5 + 3000.0).astype("float32")
+    got = ops.convert_to_numpy(AttentionActivation("spatial")(x))
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, _np_spatial(x), atol=2e-3)
+
+
 def test_spatial_mode_constant_map_is_half_not_nan():
     got = ops.convert_to_numpy(AttentionActivation("spatial")(np.ones((1, 1, 1, 4), "float32")))
     np.testing.assert_allclose(got, 0.5)
