@@ -212,6 +212,8 @@ class AlignedRegionPooling(keras.layers.Layer):
     Example:
 
     >>> arp = AlignedRegionPooling(output_size=14, image_size=64)
+    >>> eyes_nose_mouth = [[22, 26], [42, 26], [32, 36], [24, 46], [40, 46]]  # (x, y) px
+    >>> landmarks = np.tile(eyes_nose_mouth, (2, 1, 1)).astype("float32")
     >>> maps = arp([np.zeros((2, 16, 16, 64), "float32"), landmarks])
     >>> len(maps), maps[0].shape
     (6, TensorShape([2, 14, 14, 64]))
