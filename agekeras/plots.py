@@ -109,7 +109,7 @@ def _default_labels(sources):
     return [f"{n.parent.name}/{n.stem}" if isinstance(n, pathlib.Path) else n for n in names]
 
 
-def plot_history(histories, metrics=("loss",), labels=None, *, ax=None, save_to=None):
+def plot_history(histories, metrics=("loss",), labels=None, *, ax=None, log_spread=100.0, save_to=None):
     """Training curves of one or several runs, one panel per metric.
 
     Each run gets one colour: its training curve is solid and its
@@ -125,6 +125,11 @@ def plot_history(histories, metrics=("loss",), labels=None, *, ax=None, save_to=
         labels: legend label per run. Defaults to the file stems (with the
             parent folder when stems repeat) or "run 1", "run 2", ...
         ax: an `Axes` (one metric) or a sequence of one `Axes` per metric.
+        log_spread: a panel whose values are all positive and span more than
+            this factor (max / min) gets a log y axis, so that one early
+            spike (e.g. a first validation loss before BatchNorm statistics
+            settle) does not flatten the rest of the curves. None: always
+            linear.
         save_to: optional PNG path.
 
     Returns:
@@ -148,6 +153,7 @@ def plot_history(histories, metrics=("loss",), labels=None, *, ax=None, save_to=
 
     fig, axes = _panel_axes(ax, len(metrics), figsize=(4.5 * len(metrics), 3.5))
     for metric, panel in zip(metrics, axes):
+        values = []
         for i, (run, label) in enumerate(zip(runs, labels)):
             keys = [k for k in (metric, f"val_{metric}") if k in run]
             if not keys:
@@ -156,13 +162,18 @@ def plot_history(histories, metrics=("loss",), labels=None, *, ax=None, save_to=
             epochs = _column(run, "epoch") + 1 if "epoch" in run else np.arange(1, n + 1)
             for key in keys:
                 val = key != metric
+                values.append(_column(run, key))
                 panel.plot(
                     epochs,
-                    _column(run, key),
+                    values[-1],
                     color=f"C{i % 10}",
                     linestyle="--" if val else "-",
                     label=f"{label} (val)" if val else label,
                 )
+        finite = np.concatenate(values)
+        finite = finite[np.isfinite(finite)]
+        if log_spread and finite.size and finite.min() > 0 and finite.max() > log_spread * finite.min():
+            panel.set_yscale("log")
         panel.xaxis.set_major_locator(MaxNLocator(integer=True))
         panel.set_xlabel("epoch")
         panel.set_ylabel(metric)

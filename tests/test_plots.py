@@ -45,6 +45,16 @@ def test_plot_history_two_csvs_one_metric(tmp_path):
     assert lines[2].get_color() == lines[3].get_color()
 
 
+def test_plot_history_log_scale_only_for_a_wide_positive_spread():
+    spike = {"loss": [9.0, 8.0, 7.0], "val_loss": [4700.0, 30.0, 8.0], "mae": [-1.0, 2.0, 3000.0]}
+    fig = plots.plot_history(spike, metrics=("loss", "mae"))
+    assert [a.get_yscale() for a in fig.axes] == ["log", "linear"]  # mae has a value <= 0
+    fig = plots.plot_history(spike, metrics="loss", log_spread=None)
+    assert fig.axes[0].get_yscale() == "linear"
+    fig = plots.plot_history({"loss": [5.0, 4.0, 3.0]}, metrics="loss")
+    assert fig.axes[0].get_yscale() == "linear"
+
+
 def test_plot_history_several_metrics_labels_and_dict(tmp_path):
     a = _write_history(tmp_path / "run1" / "history.csv", [3.0, 2.0], [3.5, 2.5])
     b = _write_history(tmp_path / "run2" / "history.csv", [4.0, 3.0], [4.5, 3.5])
