@@ -1,0 +1,31 @@
+"""Committed notebooks: outputs stripped, except the NBVAL_CHECK_OUTPUT cells, which must hold the output nbval compares."""
+
+import json
+import pathlib
+
+import pytest
+
+NOTEBOOKS = sorted((pathlib.Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def test_there_is_one_notebook_per_paper_and_a_start():
+    assert [p.name[:2] for p in NOTEBOOKS] == ["00", "01", "02", "03", "04", "05"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_outputs_stripped_except_checked_cells(path):
+    cells = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    for i, cell in enumerate(cells):
+        source = "".join(cell["source"])
+        assert cell.get("execution_count") is None, f"{path.name} code cell {i}: execution count committed"
+        if "NBVAL_CHECK_OUTPUT" in source:
+            assert cell["outputs"], f"{path.name} code cell {i}: marked NBVAL_CHECK_OUTPUT but has no stored output"
+            assert all(o.get("name") != "stderr" for o in cell["outputs"]), f"{path.name} cell {i}: stderr stored"
+        else:
+            assert not cell["outputs"], f"{path.name} code cell {i}: outputs not stripped"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_parameters_cell_has_quick_mode(path):
+    sources = ["".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    assert any('QUICK = "CI" in os.environ' in s for s in sources[:3]), f"{path.name}: no QUICK parameters cell"
