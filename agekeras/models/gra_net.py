@@ -332,7 +332,7 @@ def attention_maps(model, images, reduce="mean"):
     images = np.asarray(images, "float32")
     out = {}
     for module in attention_modules(model):
-        features = keras.Model(model.inputs, module.input)(images, training=False)
+        features = keras.Model(model.input, module.input)(images, training=False)
         x = features
         for u in module.pre_units:
             x = u(x, training=False)
