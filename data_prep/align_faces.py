@@ -51,8 +51,9 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # run from a checkout
 
+from agekeras.datasets.validate import cache_dir  # noqa: E402
+
 HEADER = ["path", "age", "gender", "race", "subject"] + [f"{a}{k}" for k in range(5) for a in ("lx", "ly")] + ["source"]
-CACHE = pathlib.Path(os.environ.get("AGEKERAS_CACHE", "~/.cache/agekeras")).expanduser() / "landmarks"
 # Aligned crops: eye centres and upper lip at these relative positions (the
 # canonical face of `agekeras.layers.aligned_region_pooling.CANONICAL`).
 ALIGN_TEMPLATE = np.array([[0.305, 0.30], [0.695, 0.30], [0.5, 0.68]])
@@ -60,7 +61,7 @@ ALIGN_TEMPLATE = np.array([[0.305, 0.30], [0.695, 0.30], [0.5, 0.68]])
 
 def landmarks_csv_path(name, data_dir):
     """The default cache path of a dataset's landmarks CSV."""
-    return CACHE / f"{name}-{pathlib.Path(data_dir).expanduser().resolve().name}.csv"
+    return cache_dir() / "landmarks" / f"{name}-{pathlib.Path(data_dir).expanduser().resolve().name}.csv"
 
 
 def make_detector():
