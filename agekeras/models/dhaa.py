@@ -296,8 +296,11 @@ def predict_outputs(model, ds, image_size, batch_size=64, flip=True, age_min=Non
         dict of NumPy arrays, one per output.
     """
     out = model.predict(_dataset(model, ds, image_size, batch_size, False), verbose=0)
-    if not flip:
-        return out
+    return _flip_average(model, out, ds, image_size, batch_size, age_min) if flip else out
+
+
+def _flip_average(model, out, ds, image_size, batch_size, age_min):
+    """`predict_outputs(flip=True)` given the un-flipped outputs `out`."""
     mirrored = model.predict(_dataset(model, ds, image_size, batch_size, True), verbose=0)
     avg = {k: (out[k] + mirrored[k]) / 2.0 for k in out if "probs" in k}
     if age_min is None:
@@ -479,7 +482,7 @@ def evaluate_flip(run_dir, ds, checkpoint="best.keras", batch_size=64):
         checkpoint = "last.keras"
     model = keras.saving.load_model(run_dir / checkpoint, safe_mode=True)
     plain = predict_outputs(model, ds, size, batch_size, flip=False)
-    flipped = predict_outputs(model, ds, size, batch_size, flip=True, age_min=age_min)
+    flipped = _flip_average(model, plain, ds, size, batch_size, age_min)  # reuses the un-flipped pass
     true = np.asarray(ds.age, "float64")
     err = np.asarray(flipped["age"], "float64").reshape(-1) - true
     row = {
