@@ -103,19 +103,21 @@ def test_least_squares_affine_recovers_a_known_affine_exactly():
         np.testing.assert_allclose(got, thetas, atol=1e-9)
 
 
+def _lstsq_affine(target, source):
+    """NumPy reference of Eq. 1: the (2, 3) affine sending `target` onto `source` in least squares."""
+    return np.linalg.lstsq(np.c_[target, np.ones(len(target))], source, rcond=None)[0].T
+
+
 def test_least_squares_affine_matches_numpy_lstsq_on_noisy_points():
     rng = np.random.default_rng(2)
     tpl = REGION_TEMPLATES["global3"]
     src = rng.normal(0, 0.5, (8, 5, 2))
     got = ops.convert_to_numpy(fit_affine(tpl, src))
-    for n in range(8):
-        ref = np.linalg.lstsq(np.c_[tpl, np.ones(5)], src[n], rcond=None)[0].T
-        np.testing.assert_allclose(got[n], ref, atol=1e-9)
+    np.testing.assert_allclose(got, np.stack([_lstsq_affine(tpl, src[n]) for n in range(8)]), atol=1e-9)
     # A per-sample target works too (batched normal equations).
     tpls = rng.normal(0, 0.5, (8, 5, 2))
     got = ops.convert_to_numpy(fit_affine(tpls, src))
-    ref = np.stack([np.linalg.lstsq(np.c_[tpls[n], np.ones(5)], src[n], rcond=None)[0].T for n in range(8)])
-    np.testing.assert_allclose(got, ref, atol=1e-9)
+    np.testing.assert_allclose(got, np.stack([_lstsq_affine(tpls[n], src[n]) for n in range(8)]), atol=1e-9)
     # The residual is not zero: the noisy points are not an exact affine image.
     fitted = np.einsum("nk,bdk->bnd", np.c_[tpl, np.ones(5)], ops.convert_to_numpy(fit_affine(tpl, src)))
     assert np.abs(fitted - src).max() > 0.05
