@@ -17,8 +17,7 @@ import keras
 import numpy as np
 from keras import ops
 
-# Adience's eight age groups, as (low, high) inclusive ages.
-ADIENCE_GROUPS = ((0, 2), (4, 6), (8, 13), (15, 20), (25, 32), (38, 43), (48, 53), (60, 100))
+from agekeras.ages import ADIENCE_GROUPS, expected_age, nearest_group  # noqa: F401  (re-exported)
 
 
 def _np(a):
@@ -57,13 +56,8 @@ def epsilon_error(y_pred, mean, std):
 
 
 def age_to_group(ages, groups=ADIENCE_GROUPS):
-    """Index of the nearest group for each age (ages between groups go to
-    the closer edge; Adience's gaps, e.g. 3 or 14, are thereby assigned)."""
-    ages = _np(ages)
-    lows = np.array([g[0] for g in groups], dtype="float64")
-    highs = np.array([g[1] for g in groups], dtype="float64")
-    dist = np.maximum(lows[None] - ages[:, None], 0) + np.maximum(ages[:, None] - highs[None], 0)
-    return np.argmin(dist, axis=1).astype("int32")
+    """Index of the nearest group for each age (see `agekeras.ages.nearest_group`)."""
+    return nearest_group(ages, groups)
 
 
 def group_accuracy(group_true, group_pred, off=0):

@@ -11,6 +11,10 @@ figure. Every function takes:
 - `save_to`: a path; when given, the figure is also written there as a PNG at
   120 dpi, creating parent folders.
 
+In a Jupyter kernel (JupyterLab, VS Code, Colab), importing this module
+teaches IPython to draw a returned `Figure` as a PNG: a cell that ends with a
+plot call shows its figure exactly once, without `pyplot`.
+
 | function | shows |
 |---|---|
 | `plot_history` | training curves from `CSVLogger` files or history dicts |
@@ -35,7 +39,6 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from agekeras.metrics import mae
 
 DEFAULT_AGE_BINS = (0, 10, 20, 30, 40, 50, 60, 70, 80, 120)
 SAVE_DPI = 120
@@ -75,6 +78,50 @@ def _save(fig, save_to):
 
 def _flat(a):
     return np.asarray(a, dtype="float64").reshape(-1)
+
+
+def mae(y_true, y_pred):
+    """Mean absolute error (NumPy; plots stays a leaf module)."""
+    return float(np.mean(np.abs(_flat(y_true) - _flat(y_pred))))
+
+
+def figure_png(fig):
+    """The PNG bytes of a `Figure` (what a notebook shows for it)."""
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    if fig.canvas is None or not hasattr(fig.canvas, "print_png"):
+        FigureCanvasAgg(fig)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=SAVE_DPI, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _figure_text(fig, printer, cycle):
+    title = fig._suptitle.get_text() if fig._suptitle is not None else ""
+    printer.text(f"<agekeras figure{': ' + title if title else ''}>")
+
+
+def register_notebook_display():
+    """Show returned `Figure`s as images in the running IPython kernel.
+
+    Called on import; a no-op outside IPython. Safe to call again.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "display_formatter"):
+        return False
+    formatters = shell.display_formatter.formatters
+    formatters["image/png"].for_type(Figure, figure_png)
+    formatters["text/plain"].for_type(Figure, _figure_text)
+    return True
+
+
+register_notebook_display()
 
 
 # ----- training history ----------------------------------------------------------
@@ -168,6 +215,7 @@ def plot_history(histories, metrics=("loss",), labels=None, *, ax=None, log_spre
                     values[-1],
                     color=f"C{i % 10}",
                     linestyle="--" if val else "-",
+                    marker="o" if n <= 3 else None,  # a 1-2 epoch curve is still visible
                     label=f"{label} (val)" if val else label,
                 )
         finite = np.concatenate(values)

@@ -33,6 +33,7 @@ import numpy as np
 
 from agekeras import metrics as M
 from agekeras import models as model_registry
+from agekeras.ages import GENDER_NAMES, RACE_NAMES
 
 logger = logging.getLogger("agekeras.training")
 
@@ -343,22 +344,32 @@ def make_optimizer(name, lr, weight_decay):
 # ----- train / evaluate ---------------------------------------------------------
 
 
-def build_model(config: TrainConfig, age_min, num_classes):
-    """Build and compile the registered model of `config`."""
+def build_model(config: TrainConfig, age_min, num_classes, train_ages=None):
+    """Build and compile the registered model of `config`.
+
+    Args:
+        config: the run's settings.
+        age_min, num_classes: the age classes of the head.
+        train_ages: ages of the training split; a builder that takes an
+            `age_prior` argument gets their label prior
+            (`agekeras.ages.age_prior`), so its head starts at the prior.
+    """
+    import inspect
+
+    from agekeras.ages import age_prior
+
     entry = model_registry.entry(config.model)
+    kwargs = dict(config.model_kwargs)
+    accepts_prior = "age_prior" in inspect.signature(entry.builder).parameters
+    if train_ages is not None and accepts_prior and "age_prior" not in kwargs:
+        kwargs["age_prior"] = age_prior(train_ages, age_min, num_classes).tolist()
     model = entry.builder(
         input_shape=(config.image_size, config.image_size, 3),
         num_classes=num_classes,
         age_min=age_min,
-        **config.model_kwargs,
+        **kwargs,
     )
-    args = model_registry.compile_args(
-        model,
-        head_is_regression=config.model.endswith("_regression") or "age" in (entry.losses or {}),
-        overrides=entry.losses,
-        loss_weights=entry.loss_weights,
-    )
-    model.compile(optimizer=make_optimizer(config.optimizer, config.lr, config.weight_decay), **args)
+    model.compile(optimizer=make_optimizer(config.optimizer, config.lr, config.weight_decay), **entry.compile_args(model))
     return model
 
 
@@ -426,7 +437,7 @@ def _train(config: TrainConfig):
             model = keras.saving.load_model(run_dir / "last.keras", safe_mode=True)
             logger.info("resuming %s after epoch %d", run_dir, state["epochs_done"])
         else:
-            model = build_model(config, age_min, num_classes)
+            model = build_model(config, age_min, num_classes, train_ages=splits["train"].age)
 
     train_ds = make_dataset(splits["train"], config, model, training=True, age_min=age_min, num_classes=num_classes)
     val_ds = None
@@ -441,7 +452,9 @@ def _train(config: TrainConfig):
         raise ValueError("give `epochs` or `time_budget`")
     epochs = config.epochs or 100_000  # with a budget, the clock stops training
     clock = TrainingClock(budget, already=state.get("train_seconds", 0.0) if resuming else 0.0)
-    steps = math.ceil(len(splits["train"]) / config.batch_size)
+    from agekeras.datasets.pipeline import steps_per_epoch
+
+    steps = steps_per_epoch(len(splits["train"]), config.batch_size)
     schedule = ProgressSchedule(config.lr, total_steps=steps * epochs, clock=clock, warmup=config.warmup)
     monitor = "val_age_mae" if val_ds is not None else "age_mae"
     callbacks = [
@@ -485,7 +498,49 @@ def _csv_columns(path):
         return next(csv.reader(f), [])
 
 
-def predict(model, ds, image_size, batch_size=64, with_labels=False):
+def prediction_dataset(model, ds, image_size, batch_size=64, flip=False):
+    """The tf.data pipeline that feeds `model` every face of `ds`, in order.
+
+    Images (and landmarks when the model takes a "landmarks" input) without
+    augmentation; labels travel with each batch.
+
+    Args:
+        model: a Keras model; its inputs decide whether landmarks are fed.
+        ds: an `AgeDataset`.
+        image_size: the model's input size.
+        batch_size: batch size.
+        flip: mirror every image (and its landmarks, left/right swapped:
+            `agekeras.datasets.pipeline.mirror_landmarks`), for flip
+            test-time augmentation.
+
+    Returns:
+        A `tf.data.Dataset` of `(inputs, labels)` batches.
+    """
+    import tensorflow as tf  # tf.data graphs are TensorFlow whatever the Keras backend
+
+    from agekeras.datasets.pipeline import make_tf_dataset, mirror_landmarks
+
+    needs_landmarks = "landmarks" in [t.name for t in model.inputs]
+    data = make_tf_dataset(
+        ds, image_size=image_size, batch_size=batch_size, training=False, augment=False,
+        with_landmarks=needs_landmarks,
+    )
+    if not flip:
+        return data
+
+    def mirror(x, y):
+        if isinstance(x, dict):
+            x = dict(x)
+            x["landmarks"] = mirror_landmarks(x["landmarks"], image_size)
+            x["image"] = tf.reverse(x["image"], axis=[2])
+        else:
+            x = tf.reverse(x, axis=[2])
+        return x, y
+
+    return data.map(mirror)
+
+
+def predict(model, ds, image_size, batch_size=64, with_labels=False, flip=False):
     """The model's outputs on every face of `ds`, in order (NumPy arrays).
 
     Args:
@@ -496,24 +551,19 @@ def predict(model, ds, image_size, batch_size=64, with_labels=False):
         with_labels: also return the label dict that travelled through the
             pipeline with each image, so that a file dropped at run time
             (unreadable after validation) cannot misalign predictions and labels.
+        flip: predict the mirrored faces instead (see `prediction_dataset`).
 
     Returns:
         The outputs (same structure as the model's), or `(outputs, labels)`.
     """
-    from agekeras.datasets.pipeline import make_tf_dataset
-
-    needs_landmarks = "landmarks" in [t.name for t in model.inputs]
-    data = make_tf_dataset(
-        ds, image_size=image_size, batch_size=batch_size, training=False, augment=False,
-        with_landmarks=needs_landmarks,
-    )
+    data = prediction_dataset(model, ds, image_size, batch_size, flip=flip)
     outs, labels = [], []
     for x, y in data:
         outs.append(model.predict_on_batch(x))
         labels.append({k: v.numpy() for k, v in y.items()})
     if not outs:
         raise ValueError(f"no readable image in {ds.name} ({len(ds)} rows)")
-    cat = lambda parts: np.concatenate(parts, axis=0)  # noqa: E731
+    cat = lambda parts: np.concatenate([np.asarray(p) for p in parts], axis=0)  # noqa: E731
     out = {k: cat([o[k] for o in outs]) for k in outs[0]} if isinstance(outs[0], dict) else cat(outs)
     if not with_labels:
         return out
@@ -521,6 +571,35 @@ def predict(model, ds, image_size, batch_size=64, with_labels=False):
     if len(lab["age"]) != len(ds):
         logger.warning("%d of %d faces of %s could not be read at prediction time", len(ds) - len(lab["age"]), len(ds), ds.name)
     return out, lab
+
+
+def load_run(run_dir, checkpoint="best.keras"):
+    """A run directory's model and settings.
+
+    Args:
+        run_dir: a folder written by `train`.
+        checkpoint: "best.keras" or "last.keras"; falls back to the other
+            one when missing.
+
+    Returns:
+        `(model, config, saved)`: the Keras model (loaded with
+        `safe_mode=True`), its `TrainConfig`, and the whole `config.json`
+        dict (age_min, num_classes, splits, dataset facts).
+
+    Raises:
+        FileNotFoundError: no config.json or no checkpoint in `run_dir`.
+    """
+    run_dir = pathlib.Path(run_dir)
+    saved = _read_json(run_dir / "config.json")
+    if not saved:
+        raise FileNotFoundError(f"{run_dir} has no config.json: is it a run directory?")
+    candidates = [run_dir / checkpoint] + [run_dir / c for c in ("best.keras", "last.keras") if c != checkpoint]
+    ckpt = next((c for c in candidates if c.exists()), None)
+    if ckpt is None:
+        raise FileNotFoundError(f"{run_dir} has no best.keras or last.keras: was the run trained?")
+    model = keras.saving.load_model(ckpt, safe_mode=True)
+    model.checkpoint_path = str(ckpt)
+    return model, TrainConfig.from_json(saved["train"]), saved
 
 
 def evaluate(run_dir, *, dataset=None, data_dir=None, splits=None, split="test", checkpoint="best.keras"):
@@ -540,14 +619,8 @@ def evaluate(run_dir, *, dataset=None, data_dir=None, splits=None, split="test",
         `metrics_<dataset>.json` for another dataset).
     """
     run_dir = pathlib.Path(run_dir)
-    saved = _read_json(run_dir / "config.json")
-    if not saved:
-        raise FileNotFoundError(f"{run_dir} has no config.json: is it a run directory?")
-    config = TrainConfig.from_json(saved["train"])
-    ckpt = run_dir / checkpoint
-    if not ckpt.exists():
-        ckpt = run_dir / "last.keras"
-    model = keras.saving.load_model(ckpt, safe_mode=True)
+    model, config, saved = load_run(run_dir, checkpoint)
+    ckpt = pathlib.Path(model.checkpoint_path)
     suffix = ""
     if dataset is not None and (dataset != config.dataset or data_dir != config.data_dir):
         from agekeras import datasets
@@ -571,8 +644,8 @@ def evaluate(run_dir, *, dataset=None, data_dir=None, splits=None, split="test",
         result["epsilon_error"] = M.epsilon_error(pred, labels["age"], labels["age_std"])
     if "gender_probs" in out:
         result["gender_accuracy"] = M.gender_accuracy(labels["gender"], out["gender_probs"])
-    result["by_gender"] = _by_group(true, pred, labels["gender"], {0: "male", 1: "female"})
-    result["by_race"] = _by_group(true, pred, labels["race"], {0: "white", 1: "black", 2: "asian", 3: "indian", 4: "others"})
+    result["by_gender"] = _by_group(true, pred, labels["gender"], GENDER_NAMES)
+    result["by_race"] = _by_group(true, pred, labels["race"], RACE_NAMES)
     from agekeras import plots
 
     result["by_age"] = plots.error_by_age(true, pred)

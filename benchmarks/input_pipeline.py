@@ -34,7 +34,6 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 from agekeras.datasets.base import AgeDataset  # noqa: E402
 from agekeras.datasets.pipeline import (  # noqa: E402

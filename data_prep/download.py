@@ -21,7 +21,6 @@ import logging
 import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # run from a checkout
 
 from agekeras.datasets import default_data_dir  # noqa: E402
 from agekeras.datasets.download import SOURCES, DownloadError, fetch  # noqa: E402
@@ -43,7 +42,7 @@ def main(argv: list[str] | None = None) -> pathlib.Path | None:
     """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("name", nargs="?", choices=sorted(READERS), help="dataset to fetch")
-    parser.add_argument("--out", type=pathlib.Path, help="target folder (default: $AGEKERAS_DATA/<name>)")
+    parser.add_argument("--out", type=pathlib.Path, help="target folder (default: $AGEKERAS_DATA_ROOT/<name>)")
     parser.add_argument("--no-verify", action="store_true", help="skip the checksum check")
     parser.add_argument("--keep-archive", action="store_true", help="keep the archive after extraction")
     parser.add_argument("--list", action="store_true", help="list the datasets and how each is obtained")

@@ -15,8 +15,9 @@ broken files are dropped, odd formats converted, and image sizes recorded
 for `image_sizes(ds)`. What was dropped, and why, is in `ds.skipped` and in
 one warning on the "agekeras.datasets" logger.
 
-Importing this package also registers the TFDS builders
-(`tfds.load("agekeras_utkface", ...)`, see `agekeras.datasets.tfds_builders`).
+The TFDS builders register on their own import, so that this package does
+not load TensorFlow Datasets: `import agekeras.datasets.tfds_builders`, then
+`tfds.load("agekeras_utkface", ...)`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from __future__ import annotations
 import os
 import pathlib
 
-from . import tfds_builders  # noqa: F401  (registers the agekeras_* TFDS builders)
 from .base import AgeDataset, SkipReport
 from .protocols import num_folds, protocols, split
 from .readers import READERS
@@ -34,6 +34,7 @@ __all__ = [
     "AgeDataset",
     "SkipReport",
     "available",
+    "data_root",
     "default_data_dir",
     "image_sizes",
     "load",
@@ -49,12 +50,19 @@ def available() -> list[str]:
 
 
 def default_data_dir(name: str) -> pathlib.Path:
-    """Where `load(name)` looks without `data_dir`: `$AGEKERAS_DATA/<name>`.
+    """Where `load(name)` looks without `data_dir`: `<data root>/<name>`.
 
-    `$AGEKERAS_DATA` defaults to `~/agekeras_data`, where
-    `python data_prep/download.py <name>` puts downloads by default.
+    The data root is `$AGEKERAS_DATA_ROOT` (`$AGEKERAS_DATA` is accepted
+    too), default `~/agekeras_data`, where `python -m data_prep.download
+    <name>` puts downloads by default. Every notebook finds data there.
     """
-    return pathlib.Path(os.environ.get("AGEKERAS_DATA", "~/agekeras_data")).expanduser() / name
+    return data_root() / name
+
+
+def data_root() -> pathlib.Path:
+    """The one folder holding every dataset: `$AGEKERAS_DATA_ROOT` or `~/agekeras_data`."""
+    root = os.environ.get("AGEKERAS_DATA_ROOT") or os.environ.get("AGEKERAS_DATA") or "~/agekeras_data"
+    return pathlib.Path(root).expanduser()
 
 
 def load(name: str, data_dir=None, *, validate: bool = True, **kwargs) -> AgeDataset:
@@ -89,7 +97,7 @@ def load(name: str, data_dir=None, *, validate: bool = True, **kwargs) -> AgeDat
     path = pathlib.Path(data_dir).expanduser() if data_dir is not None else default_data_dir(name)
     if not path.is_file() and (not path.is_dir() or not any(path.iterdir())):
         how = (
-            f"download it with `python data_prep/download.py {name} --out {path.parent}`"
+            f"download it with `python -m data_prep.download {name} --out {path}`"
             if spec.download
             else f"download it by hand from {spec.homepage} (see data_prep/README.md)"
         )

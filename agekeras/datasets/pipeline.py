@@ -83,6 +83,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from agekeras.ages import class_index  # noqa: F401  (re-exported: the pipeline's targets use it)
 from agekeras.datasets.base import AgeDataset
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -149,7 +150,7 @@ def make_tf_dataset(
             (batch, 5, 2) float32 pixel coordinates in the output images}`.
         targets: optional function applied to the label dict inside the
             graph (it receives and returns tf tensors), e.g. to turn ages
-            into class indices with `class_index`.
+            into class indices with `agekeras.ages.class_index`.
         drop_remainder: drop the last, smaller batch.
         repeat: repeat forever (reshuffling each pass when `training`).
         deterministic: keep the element order (and, when augmenting, the
@@ -246,22 +247,24 @@ def jpeg_decode_ratio(source_shape, image_size) -> tf.Tensor:
     return tf.gather(_JPEG_RATIOS, _jpeg_ratio_index(source_shape, _image_size(image_size)))
 
 
-def class_index(age, age_min, num_classes):
-    """Age in years -> class index for a classification head.
 
-    Rounds to the nearest integer age (halves to even, like `np.round`),
-    subtracts `age_min` and clips to [0, num_classes - 1].
+
+def mirror_landmarks(landmarks, width):
+    """The 5 landmarks of the horizontally flipped image.
+
+    x becomes `width - 1 - x` (pixel centres) and the left/right points swap
+    (eyes, mouth corners), so that "left eye" stays the subject's left eye.
 
     Args:
-        age: ages, a tensor or array of any shape.
-        age_min: the age of class 0.
-        num_classes: number of classes.
+        landmarks: `(..., 5, 2)` (x, y) pixels, a tensor or array.
+        width: image width in pixels.
 
     Returns:
-        int32 tensor of the same shape as `age`.
+        float32 tensor `(..., 5, 2)`.
     """
-    index = tf.round(tf.cast(age, "float32")) - float(age_min)
-    return tf.cast(tf.clip_by_value(index, 0.0, float(num_classes - 1)), "int32")
+    landmarks = tf.cast(landmarks, "float32")
+    mirrored = tf.gather(landmarks, _MIRRORED_LANDMARKS, axis=-2)
+    return tf.stack([float(width) - 1.0 - mirrored[..., 0], mirrored[..., 1]], axis=-1)
 
 
 def steps_per_epoch(n, batch_size, drop_remainder=False):
@@ -458,8 +461,7 @@ def _landmark_augmenter(flip, photometric, seed, width):
     def augment(images, landmarks):
         if generator is not None:
             coin = generator.uniform([tf.shape(images)[0]]) < 0.5
-            mirrored = tf.gather(landmarks, _MIRRORED_LANDMARKS, axis=1)
-            mirrored = tf.stack([width - 1.0 - mirrored[..., 0], mirrored[..., 1]], axis=-1)
+            mirrored = mirror_landmarks(landmarks, width)
             images = tf.where(coin[:, None, None, None], tf.reverse(images, axis=[2]), images)
             landmarks = tf.where(coin[:, None, None], mirrored, landmarks)
         if colour is not None:

@@ -24,12 +24,12 @@ from collections.abc import Callable
 
 import numpy as np
 
+from agekeras.ages import ADIENCE_GROUP_NAMES, ADIENCE_GROUPS, nearest_group  # noqa: F401
+
 from .base import AgeDataset, SkipReport
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
-ADIENCE_GROUPS = ((0, 2), (4, 6), (8, 13), (15, 20), (25, 32), (38, 43), (48, 53), (60, 100))
-ADIENCE_GROUP_NAMES = tuple(f"{lo}-{hi}" for lo, hi in ADIENCE_GROUPS)
 
 _GENDER_WORDS = {"m": 0, "male": 0, "man": 0, "0": 0, "f": 1, "female": 1, "woman": 1, "1": 1}
 _RACE_WORDS = {
@@ -473,8 +473,7 @@ def adience_group(label: str) -> int:
     value = sum(numbers) / len(numbers)
     if not 0 <= value <= 100:
         return -1
-    distance = [max(lo - value, 0.0, value - hi) for lo, hi in ADIENCE_GROUPS]
-    return int(np.argmin(distance))
+    return int(nearest_group([value])[0])
 
 
 def read_adience(data_dir, *, images: str = "auto") -> AgeDataset:

@@ -5,6 +5,7 @@ Heads shared by the papers: `DEXHead`, `CORALHead` (+ `CORALDecode`,
 """
 
 from agekeras.layers.coral_head import CORALDecode, CORALHead, coral_label, coral_probabilities
+from agekeras.layers.argmax_age import ArgmaxAge
 from agekeras.layers.dex_head import DEXHead
 
 # --- VoVNetv4 (notebook 01) ---

@@ -1,26 +1,23 @@
 """Baselines shared by the papers: ResNet-18/34/50 with DEX, CORAL or
 regression heads, at any input size, random init offline.
 
-- ResNet-18/34 use keras-cv's generic `ResNetBackbone` (basic blocks,
-  stackwise blocks 2-2-2-2 and 3-4-6-3). keras-cv has no ImageNet weights for
-  them, and its `ResNet18Backbone()`/`from_preset` shortcuts try to download
-  even for random init, so we call the generic constructor.
+- ResNet-18/34 are `agekeras.models.backbones.resnet_v1` (basic blocks,
+  2-2-2-2 and 3-4-6-3), random init.
 - ResNet-50 uses `keras.applications.ResNet50V2` (pre-activation ResNet-50),
   whose ImageNet weights expect inputs in [-1, 1], the same scaling as the
   other backbones here; `pretrained=True` downloads them (online only: never in
   tests).
 
 Every model takes float images in [0, 255] and scales them to [-1, 1] with a
-`Rescaling` layer, pools the last feature map globally (layer "embedding"),
+`Rescaling` layer (`backbones.scale_inputs`), pools the last feature map globally (layer "embedding"),
 and ends with a head in float32 (mixed-precision safe).
 """
 
 import keras
 
-from agekeras.layers import CORALDecode, CORALHead, DEXHead
+from agekeras.layers import ArgmaxAge, CORALDecode, CORALHead, DEXHead
+from agekeras.models.backbones import RESNET_BLOCKS, resnet_v1, scale_inputs
 from agekeras.models.registry import register
-
-RESNET_BLOCKS = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3]}
 
 
 def resnet_backbone(depth, input_shape, pretrained=False, name=None):
@@ -34,21 +31,8 @@ def resnet_backbone(depth, input_shape, pretrained=False, name=None):
     """
     if depth in RESNET_BLOCKS:
         if pretrained:
-            raise ValueError(
-                "No ImageNet weights are available for ResNet-18/34 in keras-cv; "
-                "use depth=50 or pretrained=False."
-            )
-        import keras_cv
-
-        return keras_cv.models.ResNetBackbone(
-            stackwise_filters=[64, 128, 256, 512],
-            stackwise_blocks=RESNET_BLOCKS[depth],
-            stackwise_strides=[1, 2, 2, 2],
-            block_type="basic_block",
-            include_rescaling=False,
-            input_shape=tuple(input_shape),
-            name=name or f"resnet{depth}_backbone",
-        )
+            raise ValueError("No ImageNet weights are bundled for ResNet-18/34; use depth=50 or pretrained=False.")
+        return resnet_v1(depth, input_shape, name=name)
     if depth == 50:
         return keras.applications.ResNet50V2(
             include_top=False,
@@ -77,7 +61,7 @@ def age_model(features_fn, *, input_shape, head, num_classes, age_min, dropout=0
         A `keras.Model` with dict outputs (see `agekeras.models.outputs`).
     """
     inputs = keras.Input(tuple(input_shape), name="image")
-    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale")(inputs)
+    x = scale_inputs(inputs)
     x = features_fn(x)
     x = keras.layers.GlobalAveragePooling2D(name="embedding")(x)
     return keras.Model(inputs, age_outputs(x, head, num_classes, age_min, dropout, gender), name=name)
@@ -107,25 +91,6 @@ def age_outputs(x, head, num_classes, age_min, dropout=0.0, gender=False):
     return outputs
 
 
-@keras.saving.register_keras_serializable(package="agekeras")
-class ArgmaxAge(keras.layers.Layer):
-    """Age of the most probable class: `age_min + argmax(probs)` (float)."""
-
-    def __init__(self, age_min=0, **kwargs):
-        super().__init__(**kwargs)
-        self.age_min = age_min
-
-    def call(self, probs):
-        idx = keras.ops.argmax(probs, axis=-1)
-        return keras.ops.cast(idx, self.compute_dtype) + keras.ops.cast(self.age_min, self.compute_dtype)
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1])
-
-    def get_config(self):
-        return {**super().get_config(), "age_min": self.age_min}
-
-
 def _resnet(depth, head):
     def build(input_shape=(64, 64, 3), num_classes=101, age_min=0, dropout=0.0, pretrained=False, gender=False):
         backbone = resnet_backbone(depth, input_shape, pretrained=pretrained)
@@ -152,5 +117,5 @@ for _depth in (18, 34, 50):
         register(
             f"resnet{_depth}_{_head}",
             description=f"ResNet-{_depth} + {_head} head (baseline)",
-            losses=None,
+            losses={"age": "smooth_l1"} if _head == "regression" else None,
         )(_resnet(_depth, _head))

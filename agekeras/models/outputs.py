@@ -18,6 +18,7 @@ sub-network classifiers): each gets its own loss term.
 
 import keras
 
+from agekeras.ages import class_index
 from agekeras.losses import CORALLoss, SmoothL1
 
 PREFIXES = ("age_probs", "age_logits", "group_probs", "gender_probs")
@@ -62,8 +63,7 @@ def make_targets(output_names, age_min, num_classes, extra=None):
 
     def fn(labels):
         age = tf.cast(labels["age"], tf.float32)
-        klass = tf.clip_by_value(tf.cast(tf.round(age), tf.int32) - int(age_min), 0, int(num_classes) - 1)
-        values = {"age": age, "age_class": klass}
+        values = {"age": age, "age_class": class_index(age, age_min, num_classes)}
         if "group" in labels:
             values["group"] = tf.cast(labels["group"], tf.int32)
         if "gender" in labels:
@@ -76,13 +76,23 @@ def make_targets(output_names, age_min, num_classes, extra=None):
     return fn
 
 
+def _loss(spec, output_name):
+    """A loss object from a declared loss: an object, "smooth_l1" or a Keras name."""
+    if not isinstance(spec, str):
+        return spec
+    if spec == "smooth_l1":
+        return SmoothL1(name=f"{output_name}_smooth_l1")
+    return keras.losses.get(spec)
+
+
 def compile_args(model, *, head_is_regression=False, overrides=None, loss_weights=None):
     """`loss`, `loss_weights` and `metrics` dicts for `model.compile`.
 
     Args:
         model: a model following the conventions.
         head_is_regression: put the regression loss on the "age" output.
-        overrides: output name -> loss, replacing the convention.
+        overrides: output name -> loss (object or name, see `ModelEntry.losses`),
+            replacing the convention.
         loss_weights: output name -> weight.
     """
     names = list(model.output.keys()) if isinstance(model.output, dict) else None
@@ -93,7 +103,7 @@ def compile_args(model, *, head_is_regression=False, overrides=None, loss_weight
     losses = {}
     for name in names:
         if overrides and name in overrides:
-            losses[name] = overrides[name]
+            losses[name] = _loss(overrides[name], name)
             continue
         loss = default_loss(name, regression_loss="smooth_l1" if head_is_regression else None)
         if loss is not None:

@@ -30,7 +30,10 @@ class ModelEntry:
         description: one line for `available(verbose=True)` and the CLI.
         needs_landmarks: the model takes `{"image", "landmarks"}` inputs.
         loss_weights: optional output name -> weight for `compile`.
-        losses: optional output name -> loss overriding the conventions.
+        losses: optional output name -> loss overriding the conventions
+            (a loss object, or "smooth_l1" / any `keras.losses.get` name).
+            A model whose "age" output is trained directly (regression)
+            declares it here: `losses={"age": "smooth_l1"}`.
         targets: optional `fn(labels, **model_kwargs) -> dict` adding targets
             for outputs outside the conventions (e.g. age groups computed
             from the age with the model's own group edges). `labels` is the
@@ -45,6 +48,12 @@ class ModelEntry:
     loss_weights: dict | None = None
     losses: dict | None = None
     targets: Callable | None = None
+
+    def compile_args(self, model):
+        """`loss`, `loss_weights` and `metrics` for `model.compile`, from this entry's declared losses."""
+        from agekeras.models.outputs import compile_args
+
+        return compile_args(model, overrides=self.losses, loss_weights=self.loss_weights)
 
 
 def register(name, *, paper="foundation", description="", needs_landmarks=False, loss_weights=None, losses=None,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-import agekeras.datasets  # noqa: F401  (registers the builders)
+import agekeras.datasets.tfds_builders  # noqa: F401  (registers the builders)
 from agekeras.datasets import download, tfds_builders
 
 from . import fixtures

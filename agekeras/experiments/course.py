@@ -1,0 +1,200 @@
+"""One set of modes, data and run folders for every notebook.
+
+Each notebook starts with
+
+```python
+from agekeras.experiments import course
+C = course.setup("01_vovnetv4")       # prints the mode, the data it found, where runs go
+```
+
+| mode | when it is the default | what it runs |
+|---|---|---|
+| `quick` | the `CI` variable is set (the test suite) | synthetic faces, small images, 1-2 epochs: a smoke test |
+| `cpu` | no GPU is visible | real faces when present, a time budget per model (`AGEKERAS_TIME_BUDGET`, 15 min) at 64 px |
+| `paper` | a GPU is visible | the paper's settings (sizes, epochs, optimiser), mixed precision on |
+
+`AGEKERAS_MODE=quick|cpu|paper` chooses the mode by hand.
+
+Data: one root, `AGEKERAS_DATA_ROOT` (default `~/agekeras_data`), holding
+`<root>/utkface`, `<root>/afad`, `<root>/fgnet`, ...; `AGEKERAS_DATA_DIR`
+overrides the folder of the notebook's main dataset. A notebook whose data
+is missing falls back to synthetic faces and says, in one sentence, what it
+would use and how to get it.
+
+Runs and figures: under one root, `AGEKERAS_RUNS_ROOT` (default `runs/` in
+the working directory): on Colab, point it at Google Drive so that a run
+resumes after a disconnect (`agekeras.training.train` continues a run
+folder it finds).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+
+MODES = ("quick", "cpu", "paper")
+
+
+def gpu_available() -> bool:
+    """Whether the current Keras backend sees a GPU."""
+    import keras
+
+    backend = keras.config.backend()
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            return bool(tf.config.list_physical_devices("GPU"))
+        if backend == "jax":
+            import jax
+
+            return any(d.platform == "gpu" for d in jax.devices())
+        if backend == "torch":
+            import torch
+
+            return bool(torch.cuda.is_available())
+    except Exception:  # a broken accelerator stack is "no GPU", not a crash
+        return False
+    return False
+
+
+def default_mode() -> str:
+    """`AGEKERAS_MODE`, else quick under `CI`, paper with a GPU, cpu otherwise."""
+    mode = os.environ.get("AGEKERAS_MODE", "").strip().lower()
+    if mode:
+        if mode not in MODES:
+            raise ValueError(f"AGEKERAS_MODE must be one of {MODES}; got {mode!r}")
+        return mode
+    if os.environ.get("CI"):
+        return "quick"
+    return "paper" if gpu_available() else "cpu"
+
+
+def in_colab() -> bool:
+    """Whether this kernel runs on Google Colab."""
+    try:
+        import google.colab  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@dataclasses.dataclass
+class Course:
+    """What a notebook needs to know about where it runs.
+
+    Attributes:
+        notebook: short name, used for run and figure folders.
+        mode: "quick", "cpu" or "paper".
+        data_root: the folder holding every dataset.
+        runs_root: the folder holding every run (`<runs_root>/<notebook>/...`).
+        time_budget: training minutes per model in cpu mode.
+        gpu: whether a GPU is visible.
+    """
+
+    notebook: str
+    mode: str
+    data_root: pathlib.Path
+    runs_root: pathlib.Path
+    time_budget: float
+    gpu: bool
+
+    @property
+    def quick(self) -> bool:
+        return self.mode == "quick"
+
+    @property
+    def paper(self) -> bool:
+        return self.mode == "paper"
+
+    @property
+    def mixed_precision(self) -> bool:
+        """Paper mode on a GPU trains in mixed precision."""
+        return self.paper and self.gpu
+
+    def pick(self, quick, cpu, paper):
+        """The value for the current mode: `C.pick(quick=2, cpu=None, paper=200)`."""
+        return {"quick": quick, "cpu": cpu, "paper": paper}[self.mode]
+
+    def data_dir(self, name, main=True):
+        """The folder of dataset `name`, or None when it is not there.
+
+        `AGEKERAS_DATA_DIR` wins for the notebook's main dataset (`main=True`).
+        """
+        override = os.environ.get("AGEKERAS_DATA_DIR") if main else None
+        for candidate in (override, self.data_root / name):
+            if candidate and pathlib.Path(candidate).expanduser().is_dir():
+                path = pathlib.Path(candidate).expanduser()
+                if any(path.iterdir()):
+                    return path
+        return None
+
+    def dataset(self, name, *, fallback_n=4000, quick_n=400, how=None):
+        """`(dataset name, data_dir, reader kwargs)` for this mode.
+
+        Quick mode always uses `quick_n` synthetic faces. Otherwise the real
+        dataset when found, else `fallback_n` synthetic faces with one printed
+        sentence saying what is missing and how to get it.
+        """
+        if self.quick or name == "synthetic":
+            return "synthetic", None, {"n": quick_n if self.quick else fallback_n}
+        path = self.data_dir(name)
+        if path is not None:
+            return name, str(path), {}
+        hint = how or f"put it in {self.data_root / name} or set AGEKERAS_DATA_DIR"
+        print(f"No {name} data found: using {fallback_n} synthetic faces instead ({hint}).")
+        return "synthetic", None, {"n": fallback_n}
+
+    def run_dir(self, name) -> pathlib.Path:
+        """`<runs_root>/<notebook>/<mode>/<name>`: re-use it to resume."""
+        return self.runs_root / self.notebook / self.mode / name
+
+    def figure_path(self, name) -> pathlib.Path:
+        """`<runs_root>/<notebook>/<mode>/figures/<name>`."""
+        return self.runs_root / self.notebook / self.mode / "figures" / name
+
+    def describe(self) -> str:
+        accel = "a GPU" if self.gpu else "no GPU"
+        budget = f", {self.time_budget:g} min per model" if self.mode == "cpu" else ""
+        return (
+            f"mode={self.mode} ({accel}{budget}); data root {self.data_root}; runs under {self.runs_root / self.notebook}"
+        )
+
+
+def setup(notebook, mode=None, *, verbose=True) -> Course:
+    """The `Course` of a notebook; prints one line describing it.
+
+    Also makes figures returned by `agekeras.plots` display as images in the
+    kernel, and, in paper mode on a GPU, turns on mixed precision.
+
+    Args:
+        notebook: short name ("00_getting_started", "01_vovnetv4", ...).
+        mode: "quick", "cpu" or "paper"; default `default_mode()`.
+        verbose: print the description.
+
+    Returns:
+        A `Course`.
+    """
+    from agekeras import plots
+    from agekeras.datasets import data_root
+
+    mode = (mode or default_mode()).lower()
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
+    course = Course(
+        notebook=notebook,
+        mode=mode,
+        data_root=data_root(),
+        runs_root=pathlib.Path(os.environ.get("AGEKERAS_RUNS_ROOT", "runs")).expanduser(),
+        time_budget=float(os.environ.get("AGEKERAS_TIME_BUDGET", 15)),
+        gpu=gpu_available(),
+    )
+    plots.register_notebook_display()
+    if course.mixed_precision:
+        import keras
+
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    if verbose:
+        print(course.describe())
+    return course
