@@ -28,6 +28,10 @@ def test_outputs_stripped_except_checked_cells(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_parameters_cell_has_quick_mode(path):
+def test_setup_cell_chooses_the_mode(path):
+    """Every notebook starts from `course.setup`: one set of modes (quick/cpu/paper), data root and runs root."""
     sources = ["".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
-    assert any('QUICK = "CI" in os.environ' in s for s in sources[:3]), f"{path.name}: no QUICK parameters cell"
+    assert any("course.setup(" in s for s in sources[:4]), f"{path.name}: no course.setup(...) in the first cells"
+    text = path.read_text()
+    for needle in ("../../shared", "sys.path.insert", "not available offline", "this machine", "our issue"):
+        assert needle not in text, f"{path.name}: contains {needle!r}"
