@@ -23,30 +23,14 @@ def _parser():
     t = sub.add_parser("train", help="train (or resume) a model; writes a run directory")
     t.add_argument("--model", required=True, help="registry name; see `python -m agekeras list`")
     _data_args(t, default_dataset="synthetic")
-    t.add_argument("--protocol", default="random", help="split protocol (random, subject_kfold, lopo, official, ...)")
-    t.add_argument("--fold", type=int, default=0)
-    g = t.add_mutually_exclusive_group()
-    g.add_argument("--epochs", type=int, help="number of epochs (default 10)")
-    g.add_argument("--time-budget", type=float, metavar="MINUTES", help="train for this many minutes")
-    t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--image-size", type=int, default=64)
-    t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--optimizer", default="adam", choices=["adam", "adamw", "sgd", "nadam"])
-    t.add_argument("--weight-decay", type=float, default=1e-4)
-    t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory (re-use it to resume)")
-    t.add_argument("--strategy", default="default", choices=["default", "mirrored", "multiworker"])
-    t.add_argument("--mixed-precision", action="store_true")
-    t.add_argument("--no-augment", action="store_true")
-    t.add_argument("--val-fraction", type=float, default=0.1)
-    t.add_argument("--max-train", type=int, help="use at most this many training faces")
+    _config_args(t)
     t.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="extra model builder argument (JSON value), repeatable")
     t.add_argument("--dataset-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="extra dataset reader argument (JSON value), e.g. n=4000 for synthetic")
     t.add_argument("--virtual-cpus", type=int, default=0,
                    help="split the CPU into N logical devices (to try --strategy mirrored without GPUs)")
-    t.add_argument("--verbose", default="auto")
 
     e = sub.add_parser("evaluate", help="evaluate a run's best checkpoint")
     e.add_argument("--run", required=True, metavar="RUN_DIR")
@@ -62,6 +46,62 @@ def _parser():
 
     sub.add_parser("list", help="list the registered models and datasets")
     return p
+
+
+# TrainConfig fields set elsewhere (positional-like options above) or not from the command line.
+_NOT_OPTIONS = ("model", "dataset", "data_dir", "out", "model_kwargs", "dataset_kwargs")
+_CHOICES = {
+    "optimizer": ["adam", "adamw", "sgd", "nadam"],
+    "strategy": ["default", "mirrored", "multiworker"],
+}
+_HELP = {
+    "epochs": "number of epochs (default %(default)s; with --time-budget, an upper bound)",
+    "time_budget": "train for this many minutes (the learning-rate schedule is fitted to it)",
+    "warmup": "fraction of the run with a linear learning-rate warm-up (default %(default)s)",
+    "max_train": "use at most this many training faces",
+    "num_classes": "age classes of the head (default: the dataset's age range)",
+    "age_min": "age of class 0 (default: the dataset's youngest age)",
+    "protocol": "split protocol (random, subject_kfold, lopo, official, ...)",
+    "verbose": "Keras progress verbosity (auto, 0, 1, 2)",
+}
+
+
+def _config_args(p):
+    """One option per `TrainConfig` field, with the dataclass's own default (no second copy)."""
+    import dataclasses
+
+    from agekeras.training import TrainConfig
+
+    defaults = TrainConfig()
+    exclusive = p.add_mutually_exclusive_group()  # --epochs or --time-budget
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in _NOT_OPTIONS:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        help_text = _HELP.get(f.name, f"default %(default)s (see agekeras.training.TrainConfig)")
+        if isinstance(default, bool):
+            if default:
+                p.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name, action="store_false",
+                               help=f"turn off {f.name.replace('_', ' ')} (on by default)")
+            else:
+                p.add_argument(flag, dest=f.name, action="store_true")
+            p.set_defaults(**{f.name: default})
+            continue
+        kind = {"int": int, "float": float, "str": str}.get(type(default).__name__, None)
+        if f.name == "epochs":  # None here: "the config's default, unless --time-budget decides"
+            exclusive.add_argument(flag, type=int, default=None, help=_HELP["epochs"].replace("%(default)s", str(default)))
+            continue
+        if f.name == "time_budget":
+            exclusive.add_argument(flag, type=float, default=default, metavar="MINUTES", help=_HELP["time_budget"])
+            continue
+        if f.name in ("max_train", "num_classes", "age_min"):
+            kind = int
+        elif f.name == "time_budget":
+            kind = float
+        elif f.name == "verbose":
+            kind = str
+        p.add_argument(flag, dest=f.name, type=kind, default=default, choices=_CHOICES.get(f.name), help=help_text)
 
 
 def _data_args(p, default_dataset):
@@ -99,20 +139,20 @@ def _virtual_cpus(n):
 
 
 def cmd_train(a):
+    import dataclasses
+
     from agekeras.training import TrainConfig, train
 
     _check_names(a.model, a.dataset)
     if a.virtual_cpus:
         _virtual_cpus(a.virtual_cpus)
-    verbose = int(a.verbose) if str(a.verbose).isdigit() else a.verbose
+    values = {f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig) if f.name not in _NOT_OPTIONS}
+    values["verbose"] = int(a.verbose) if str(a.verbose).isdigit() else a.verbose
+    if a.epochs is None:
+        values["epochs"] = None if a.time_budget is not None else TrainConfig().epochs
     config = TrainConfig(
-        model=a.model, dataset=a.dataset, data_dir=a.data_dir, protocol=a.protocol, fold=a.fold,
-        epochs=a.epochs if a.epochs is not None else (None if a.time_budget else 10),
-        time_budget=a.time_budget, batch_size=a.batch_size, image_size=a.image_size, lr=a.lr,
-        optimizer=a.optimizer, weight_decay=a.weight_decay, seed=a.seed, out=a.out,
-        strategy=a.strategy, mixed_precision=a.mixed_precision, augment=not a.no_augment,
-        val_fraction=a.val_fraction, max_train=a.max_train, model_kwargs=_kv(a.model_arg),
-        dataset_kwargs=_kv(a.dataset_arg), verbose=verbose,
+        model=a.model, dataset=a.dataset, data_dir=a.data_dir, out=a.out,
+        model_kwargs=_kv(a.model_arg), dataset_kwargs=_kv(a.dataset_arg), **values,
     )
     result = train(config)
     _report(a.out, result)

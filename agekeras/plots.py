@@ -23,6 +23,10 @@ plot call shows its figure exactly once, without `pyplot`.
 | `plot_error_by_age` | MAE per age bracket (numbers from `error_by_age`) |
 | `plot_image_grid` | faces with optional boxes and landmark points |
 | `plot_curve` | a few named curves over one x axis |
+| `plot_overlays` | heat maps (e.g. attention masks) over images |
+| `plot_grouped_bars` | several series of bars side by side over the same categories |
+| `plot_bars` | one labelled bar per named value, with an optional reference line |
+| `plot_polygons` | images with polygon outlines (e.g. warped regions) and points |
 """
 
 from __future__ import annotations
@@ -561,4 +565,212 @@ def plot_curve(x, ys, xlabel="", ylabel="", title=None, *, ax=None, save_to=None
         ax.set_title(title)
     if len(ys) > 1:
         ax.legend()
+    return _save(fig, save_to)
+
+
+def plot_overlays(images, maps, titles=None, *, alpha=0.55, cmap="jet", vmin=0.0, vmax=1.0, save_to=None):
+    """Images with heat maps drawn over them (e.g. attention masks).
+
+    One row per image: the image alone, then one panel per named set of maps,
+    each map stretched over the whole image (any map size works: a 4x4 mask
+    over a 32x32 face covers the face).
+
+    Args:
+        images: array `(n, H, W, 3)` (uint8, or floats read as 0-255 above 1).
+        maps: dict of name -> array `(n, h, w)`, one column each, in order.
+        titles: optional string per image (row), shown over its first panel.
+        alpha: opacity of the maps.
+        cmap: matplotlib colour map of the maps.
+        vmin, vmax: value range of the colour map.
+        save_to: optional PNG path.
+
+    Returns:
+        The `Figure`.
+
+    Example:
+
+    >>> fig = plot_overlays(faces, {"stage 1": masks1, "stage 2": masks2},
+    ...                     titles=[f"{a:.0f} y" for a in ages])
+    """
+    images = [_displayable(im) for im in images]
+    n, names = len(images), list(maps)
+    if titles is not None and len(titles) != n:
+        raise ValueError(f"Got {len(titles)} titles for {n} images.")
+    arrays = {}
+    for name in names:
+        values = np.asarray(maps[name], dtype="float32")
+        if values.ndim != 3 or len(values) != n:
+            raise ValueError(f"Maps {name!r} must have shape (n={n}, h, w); got {values.shape}.")
+        arrays[name] = values
+    cols = len(names) + 1
+    fig = Figure(figsize=(1.8 * cols, 1.8 * n), layout="constrained")
+    for i, image in enumerate(images):
+        height, width = image.shape[:2]
+        extent = (0, width, height, 0)
+        for j in range(cols):
+            panel = fig.add_subplot(n, cols, i * cols + j + 1)
+            panel.imshow(image, cmap="gray" if image.ndim == 2 else None, extent=extent)
+            if j:
+                panel.imshow(arrays[names[j - 1]][i], cmap=cmap, alpha=alpha, vmin=vmin, vmax=vmax,
+                             extent=extent, interpolation="bilinear")
+                if i == 0:
+                    panel.set_title(str(names[j - 1]), fontsize="small")
+            elif titles is not None:
+                panel.set_title(str(titles[i]), fontsize="small")
+            panel.set_axis_off()
+    return _save(fig, save_to)
+
+
+def plot_grouped_bars(groups, ylabel="", title=None, *, ylim=None, ax=None, save_to=None):
+    """Bars of several series side by side over the same categories.
+
+    Args:
+        groups: dict of series label -> dict of category -> value (e.g.
+            `{"model A": {"stage 1": 0.4, "stage 2": 0.7}, ...}`). The
+            categories of the first series set the order; a category a
+            series lacks is left empty.
+        ylabel: y axis label.
+        title: optional axes title.
+        ylim: optional `(low, high)` of the y axis.
+        ax: optional `Axes` to draw into.
+        save_to: optional PNG path.
+
+    Returns:
+        The `Figure`.
+
+    Example:
+
+    >>> fig = plot_grouped_bars({"mixed": {"m1": 0.4, "m2": 0.6}, "spatial": {"m1": 0.5, "m2": 0.5}},
+    ...                         ylabel="gamma", ylim=(0, 1))
+    """
+    labels = list(groups)
+    if not labels:
+        raise ValueError("No series to plot.")
+    categories = list(groups[labels[0]])
+    for label in labels[1:]:
+        categories += [c for c in groups[label] if c not in categories]
+    width = 0.8 / len(labels)
+    fig, ax = _new_axes(ax, figsize=(1.5 + 1.1 * len(categories), 3.2))
+    for k, label in enumerate(labels):
+        xs = np.arange(len(categories)) + k * width
+        heights = [float(groups[label].get(c, math.nan)) for c in categories]
+        ax.bar(xs, heights, width, label=str(label), color=f"C{k % 10}")
+    ax.set_xticks(np.arange(len(categories)) + width * (len(labels) - 1) / 2, [str(c) for c in categories])
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    if len(labels) > 1:
+        ax.legend(fontsize="small")
+    return _save(fig, save_to)
+
+
+def plot_bars(values, ylabel="", title=None, *, reference=None, reference_label=None, ax=None, save_to=None):
+    """One bar per named value, each labelled with its number.
+
+    Args:
+        values: dict of name -> value (e.g. the MAE of each ablation variant
+            or of each classifier of a model), in order.
+        ylabel: y axis label.
+        title: optional axes title.
+        reference: optional value drawn as a dashed horizontal line (e.g. a
+            baseline's MAE).
+        reference_label: legend label of the reference line.
+        ax: optional `Axes` to draw into.
+        save_to: optional PNG path.
+
+    Returns:
+        The `Figure`.
+
+    Example:
+
+    >>> fig = plot_bars({"baseline": 6.5, "model": 6.1}, ylabel="MAE", reference=6.5)
+    """
+    names = [str(k) for k in values]
+    if not names:
+        raise ValueError("No values to plot.")
+    heights = [float(v) for v in values.values()]
+    fig, ax = _new_axes(ax, figsize=(max(4.0, 0.55 * len(names) + 1.5), 3.4))
+    bars = ax.bar(range(len(names)), heights, color=[f"C{i % 10}" for i in range(len(names))])
+    ax.bar_label(bars, labels=[f"{h:.2f}" for h in heights], fontsize="x-small")
+    if reference is not None:
+        ax.axhline(float(reference), color="k", linestyle="--", linewidth=0.8, label=reference_label)
+        if reference_label:
+            ax.legend(fontsize="small")
+    ax.set_xticks(range(len(names)), names, rotation=35, ha="right", fontsize="small")
+    ax.margins(y=0.12)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize="medium")
+    return _save(fig, save_to)
+
+
+def plot_polygons(images, polygons, *, labels=None, points=None, titles=None, title=None, ncols=4, ax=None,
+                  save_to=None):
+    """Images with closed polygon outlines (e.g. warped regions) drawn on top.
+
+    Coordinates are continuous pixel coordinates, as in `plot_image_grid`:
+    (0, 0) is the top-left corner of the top-left pixel.
+
+    Args:
+        images: array `(n, H, W, 3)` (uint8, or floats read as 0-255 above 1).
+        polygons: array `(n, k, m, 2)`: `k` polygons of `m` corners (x, y) per
+            image; polygon `j` gets colour `C{j}`.
+        labels: optional name per polygon (`k`), shown as a legend on the
+            first image.
+        points: optional `(n, p, 2)` points drawn as white dots (e.g. landmarks).
+        titles: optional string per image.
+        title: optional title of the whole figure.
+        ncols: most images per row.
+        ax: optional sequence of at least `n` `Axes`.
+        save_to: optional PNG path.
+
+    Returns:
+        The `Figure`.
+
+    Example:
+
+    >>> square = [[8, 8], [24, 8], [24, 24], [8, 24]]
+    >>> fig = plot_polygons(np.zeros((1, 32, 32, 3)), [[square]], labels=["box"])
+    """
+    images = [_displayable(im) for im in images]
+    n = len(images)
+    polygons = np.asarray(polygons, dtype="float64")
+    if polygons.ndim != 4 or polygons.shape[0] != n or polygons.shape[-1] != 2:
+        raise ValueError(f"polygons must have shape (n={n}, k, m, 2); got {polygons.shape}.")
+    if labels is not None and len(labels) != polygons.shape[1]:
+        raise ValueError(f"Got {len(labels)} labels for {polygons.shape[1]} polygons per image.")
+    if titles is not None and len(titles) != n:
+        raise ValueError(f"Got {len(titles)} titles for {n} images.")
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    if ax is None:
+        fig = Figure(figsize=(2.4 * ncols, 2.4 * nrows), layout="constrained")
+        axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(n)]
+    else:
+        axes = list(ax)
+        if len(axes) < n:
+            raise ValueError(f"Got {len(axes)} axes for {n} images.")
+        fig = _root_figure(axes[0])
+    for i, (image, panel) in enumerate(zip(images, axes)):
+        height, width = image.shape[:2]
+        panel.imshow(image, cmap="gray" if image.ndim == 2 else None, extent=(0, width, height, 0))
+        for j, poly in enumerate(polygons[i]):
+            closed = np.vstack([poly, poly[:1]])
+            label = str(labels[j]) if labels is not None and i == 0 else None
+            panel.plot(closed[:, 0], closed[:, 1], color=f"C{j % 10}", linewidth=1.2, label=label)
+        if points is not None:
+            xy = np.asarray(points, dtype="float64")[i]
+            panel.scatter(xy[:, 0], xy[:, 1], s=8, c="white", edgecolors="black", linewidths=0.4)
+        panel.set_xlim(0, width)
+        panel.set_ylim(height, 0)
+        panel.set_axis_off()
+        if titles is not None:
+            panel.set_title(str(titles[i]), fontsize="small")
+    if labels is not None:
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=min(6, len(labels)),
+                   fontsize="small")
+    if title:
+        fig.suptitle(title, fontsize="medium")
     return _save(fig, save_to)

@@ -2,10 +2,10 @@
 
 Builds `dhaa` (nine ResNet-18 sub-networks), compiles it as the registry
 does, runs one warm-up step and then `--steps` timed `train_on_batch` steps
-(`agekeras.models.dhaa.benchmark_training`). Peak memory is the process's
+(`agekeras.experiments.dhaa.training_speed`). Peak memory is the process's
 `ru_maxrss` (Linux), so each setting runs in a fresh subprocess.
 
-    python benchmarks/dhaa_training.py [--settings 64:32 256:8] [--steps 3]
+    python -m benchmarks.dhaa_training [--settings 64:32 256:8] [--steps 3]
 
 `SIZE:BATCH` pairs; `--width` / `--feature-dim` shrink the sub-networks.
 Prints one JSON object.
@@ -14,20 +14,21 @@ Prints one JSON object.
 import argparse
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _worker(size, batch, steps, width, feature_dim):
-    from agekeras.models import dhaa
+    from agekeras.experiments import dhaa
 
-    result = dhaa.benchmark_training((size, size, 3), batch_size=batch, steps=steps, width=width,
-                                     feature_dim=feature_dim)
+    result = dhaa.training_speed((size, size, 3), batch_size=batch, steps=steps, width=width, feature_dim=feature_dim)
     print(json.dumps({"image_size": size, "batch_size": batch, "width": width, "feature_dim": feature_dim,
                       "img_per_s": round(result["img_per_s"], 2), "params": result["params"],
-                      "peak_rss_mib": round(result["peak_rss_mib"], 1)}))
+                      "peak_rss_mib": None if result["peak_rss_mib"] is None else round(result["peak_rss_mib"], 1)}))
 
 
 def main():
@@ -44,9 +45,10 @@ def main():
     results = []
     for setting in args.settings:
         size, batch = (int(v) for v in setting.split(":"))
-        cmd = [sys.executable, __file__, "--worker", str(size), str(batch), "--steps", str(args.steps),
+        cmd = [sys.executable, "-m", "benchmarks.dhaa_training", "--worker", str(size), str(batch),
+               "--steps", str(args.steps),
                "--width", str(args.width), "--feature-dim", str(args.feature_dim)]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT).stdout
         results.append(json.loads(out.strip().splitlines()[-1]))
     print(json.dumps({"model": "dhaa", "steps": args.steps, "results": results}, indent=1))
 

@@ -37,26 +37,10 @@ MODES = ("quick", "cpu", "paper")
 
 
 def gpu_available() -> bool:
-    """Whether the current Keras backend sees a GPU."""
-    import keras
+    """Whether the current Keras backend sees a GPU (`agekeras.training.gpu_available`)."""
+    from agekeras.training import gpu_available as visible
 
-    backend = keras.config.backend()
-    try:
-        if backend == "tensorflow":
-            import tensorflow as tf
-
-            return bool(tf.config.list_physical_devices("GPU"))
-        if backend == "jax":
-            import jax
-
-            return any(d.platform == "gpu" for d in jax.devices())
-        if backend == "torch":
-            import torch
-
-            return bool(torch.cuda.is_available())
-    except Exception:  # a broken accelerator stack is "no GPU", not a crash
-        return False
-    return False
+    return visible()
 
 
 def default_mode() -> str:

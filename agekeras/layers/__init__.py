@@ -17,6 +17,7 @@ from agekeras.layers.rosa_stage import ROSAStage
 # --- AL-ResNets / AL-RoR (notebook 02) ---
 from agekeras.layers.attention_lstm_locator import AttentionLSTMLocator
 from agekeras.layers.feature_crop import FeatureCrop
+from agekeras.layers.global_local_fusion import GlobalLocalFusion
 from agekeras.layers.pre_act_basic_block import PreActBasicBlock
 from agekeras.layers.ror_group import RoRGroup
 
@@ -25,6 +26,7 @@ from agekeras.layers.age_decoder import AgeDecoder, age_from_deltas
 from agekeras.layers.binary_code_mapping import BinaryCodeMapping, binary_codes
 from agekeras.layers.delta_age_adain import DeltaAgeAdaIN, instance_statistics
 from agekeras.layers.template_statistics import TemplateStatistics
+from agekeras.layers.template_bank import TemplateBank
 
 # --- DHAA (notebook 04) ---
 from agekeras.layers.aligned_region_pooling import AlignedRegionPooling
@@ -33,6 +35,7 @@ from agekeras.layers.recurrent_fusion import RecurrentFusion
 # --- GRA_Net (notebook 05) ---
 from agekeras.layers.attention_activation import AttentionActivation
 from agekeras.layers.gated_residual_attention import GatedResidualAttention
+from agekeras.layers.grouped_age_head import GroupedAgeHead
 from agekeras.layers.pre_act_residual_unit import PreActResidualUnit
 from agekeras.layers.resnext_unit import ResNeXtUnit
 from agekeras.layers.soft_mask_branch import SoftMaskBranch

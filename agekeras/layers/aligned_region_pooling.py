@@ -37,6 +37,27 @@ REGION_TEMPLATES = {
 DEFAULT_REGIONS = ("global1", "global2", "global3", "left_eye", "nose", "mouth")
 
 
+def canonical_landmarks(image_size):
+    """`CANONICAL` in pixels of an `image_size` x `image_size` image.
+
+    The inverse of `normalize_points` (pixel centres at integers): the five
+    points of an average face that fills the image, e.g. to feed a model
+    when no detector is at hand.
+
+    Args:
+        image_size: int, the image side in pixels.
+
+    Returns:
+        `(5, 2)` float64 array of pixel (x, y).
+
+    Example:
+
+    >>> canonical_landmarks(64)[2].tolist()  # the nose tip
+    [31.5, 32.78]
+    """
+    return (CANONICAL + 1.0) / 2.0 * float(image_size) - 0.5
+
+
 def normalize_points(points, image_size):
     """Pixel (x, y) (pixel centres at integers) -> the [-1, 1] image frame.
 
@@ -182,6 +203,10 @@ class AlignedRegionPooling(keras.layers.Layer):
     * Gradients flow to the feature map only: the landmarks pass through
       `stop_gradient`, as in the paper, where they come from a detector.
     * Samples outside the feature map are zero (zero padding).
+    * Why a second bilinear sampler beside `FeatureCrop`'s: FeatureCrop
+      samples an axis-aligned box and must pass gradient to the box the AL
+      locator learns, while ARP samples a general affine grid (rotation,
+      shear) from detector landmarks and passes gradient to the features only.
     * `mode="roi"` is the "ROI pooling" ablation: the same least-squares fit
       restricted to an axis-aligned box (per-axis scale and shift, `fit_box`),
       then the same bilinear sampling (RoIAlign-like), so faces are no longer
@@ -215,8 +240,11 @@ class AlignedRegionPooling(keras.layers.Layer):
     >>> eyes_nose_mouth = [[22, 26], [42, 26], [32, 36], [24, 46], [40, 46]]  # (x, y) px
     >>> landmarks = np.tile(eyes_nose_mouth, (2, 1, 1)).astype("float32")
     >>> maps = arp([np.zeros((2, 16, 16, 64), "float32"), landmarks])
-    >>> len(maps), maps[0].shape
-    (6, TensorShape([2, 14, 14, 64]))
+    >>> len(maps), tuple(maps[0].shape)
+    (6, (2, 14, 14, 64))
+
+    Reference: Deeply-learned Hybrid Representations for Facial Age
+    Estimation (IJCAI 2019, https://doi.org/10.24963/ijcai.2019/492).
     """
 
     def __init__(

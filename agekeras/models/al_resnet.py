@@ -1,7 +1,4 @@
-"""AL-ResNets and AL-RoR: attention-LSTM fine-grained age estimation.
-
-Zhang, Liu, Yuan, Guo, Gao, Zhao and Ma, "Fine-Grained Age Estimation in
-the Wild with Attention LSTM Networks" (IEEE TCSVT 2019, arXiv:1805.10445).
+"""AL-ResNets and AL-RoR: attention-LSTM fine-grained age estimation (builders).
 
 A backbone (ResNet-34/152 or RoR-34) gives the last feature map F
 (512 x 7 x 7 at 224 px). Two predictions are made from it:
@@ -13,100 +10,51 @@ A backbone (ResNet-34/152 or RoR-34) gives the last feature map F
   (`FeatureCrop`), average pooled -> FC -> softmax = P_local.
 
 They are combined as P_final = (P_global + 0.5 P_local) / 1.5 (Eq. 5,
-renormalised) and the age is the DEX expectation sum_k P_final[k] (age_min + k).
+`GlobalLocalFusion`) and the age is the DEX expectation
+sum_k P_final[k] (age_min + k).
 
 Registered models (see `agekeras.models.available(paper="al_resnet")`):
 
 | name | what |
 |---|---|
-| `ror34_dex` | plain RoR-34 (pre-activation, middle + root shortcuts) + DEX head |
-| `al_resnet34` | keras-cv ResNet-34 + global and local heads (stage 1 = `resnet34_dex`) |
+| `ror34_dex` | plain RoR-34 (middle + root shortcuts) + DEX head |
+| `al_resnet34` | ResNet-34 (`backbones.resnet_v1`) + global and local heads (stage 1 = `resnet34_dex`) |
 | `al_resnet152` | keras.applications ResNet152V2 + global and local heads |
 | `al_ror34` | RoR-34 + global and local heads (stage 1 = `ror34_dex`) |
 
 Outputs of the AL models: "age" (years, the DEX expectation of P_final),
 "age_probs_global" and "age_probs_local" (each trained with cross-entropy on
-the age class). P_final (`final_probs`) and the located boxes
-(`inspection_model`) are not outputs, because Keras wants a target for every
-output of a dict model, and they carry no loss.
+the age class). P_final and the located boxes are not outputs, because
+Keras wants a target for every output of a dict model, and they carry no
+loss (`agekeras.experiments.al_resnet.inspection_model` exposes them).
 
-**Two-stage training** (as the paper): stage 1 trains the backbone and the
-global head: that is the plain model (`resnet34_dex` / `ror34_dex`, or any
-AL builder with `global_only=True`; the layer names match). Stage 2 builds
-the AL model with `init_from=<stage-1 .keras>` and `freeze_backbone=True`:
-the backbone and the global head are copied and frozen, and only the LSTM,
-the location layer and the local head learn (the global cross-entropy is
-then a constant). From the command line:
+Two-stage training (as the paper): stage 1 trains the backbone and the
+global head: the plain model (`resnet34_dex` / `ror34_dex`, or any AL
+builder with `global_only=True`; the layer names match). Stage 2 builds the
+AL model with `init_from=<stage-1 .keras>` and `freeze_backbone=True`: the
+backbone and the global head are copied and frozen, and only the LSTM, the
+location layer and the local head learn. `agekeras.experiments.al_resnet.
+two_stage_train` runs both; without `init_from` the AL model trains end to
+end (both cross-entropies).
 
-    python -m agekeras train --model ror34_dex ... --out runs/s1
-    python -m agekeras train --model al_ror34 ... --out runs/s2 \\
-        --model-arg init_from=runs/s1/best.keras --model-arg freeze_backbone=true
-
-and from Python `two_stage_train(TrainConfig(...), "ror34_dex", "al_ror34")`.
-Without `init_from` the AL model trains end to end (both cross-entropies).
-
-The helpers below import `agekeras.training` / `agekeras.metrics` lazily,
-inside the functions, so that importing the models package stays
-independent of training.
+Reference: Fine-Grained Age Estimation in the Wild with Attention LSTM
+Networks (https://arxiv.org/abs/1805.10445).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import pathlib
 
 import keras
-import numpy as np
-from keras import ops
 
-from agekeras.layers import AttentionLSTMLocator, DEXHead, FeatureCrop, RoRGroup
+from agekeras.layers import AttentionLSTMLocator, DEXHead, FeatureCrop, GlobalLocalFusion, RoRGroup
+from agekeras.models.backbones import scale_inputs
 from agekeras.models.baselines import age_model, resnet_backbone
 from agekeras.models.registry import register
 
 PAPER = "al_resnet"
 ROR34_BLOCKS = (3, 4, 6, 3)
 FILTERS = (64, 128, 256, 512)
-
-
-# ----- layers -----------------------------------------------------------------
-
-
-@keras.saving.register_keras_serializable(package="agekeras")
-class GlobalLocalFusion(keras.layers.Layer):
-    """Eq. 5 of the AL paper: P_final = P_global + lambda * P_local,
-    renormalised to sum to one, plus the DEX expectation of P_final.
-
-    Args:
-        local_weight: lambda (0.5 in the paper).
-        age_min: the age of class 0 (class k is age `age_min + k`).
-
-    Call arguments:
-        inputs: `[p_global, p_local]`, each `(batch, K)` probabilities.
-
-    Returns:
-        `(p_final (batch, K), age (batch,))`.
-    """
-
-    def __init__(self, local_weight=0.5, age_min=0, **kwargs):
-        super().__init__(**kwargs)
-        if float(local_weight) < 0:
-            raise ValueError(f"`local_weight` must be >= 0, got {local_weight}.")
-        self.local_weight = float(local_weight)
-        self.age_min = age_min
-
-    def call(self, inputs):
-        p_global, p_local = inputs
-        p = p_global + self.local_weight * p_local
-        p = p / ops.sum(p, axis=-1, keepdims=True)
-        ages = ops.arange(p.shape[-1], dtype=p.dtype) + ops.cast(self.age_min, p.dtype)
-        return p, ops.sum(p * ages, axis=-1)
-
-    def compute_output_shape(self, input_shape):
-        shape = tuple(input_shape[0])
-        return shape, shape[:-1]
-
-    def get_config(self):
-        return {**super().get_config(), "local_weight": self.local_weight, "age_min": self.age_min}
 
 
 # ----- backbones ---------------------------------------------------------------
@@ -220,7 +168,7 @@ def al_model(
         freeze_backbone: freeze the backbone and the global head (stage 2).
     """
     inputs = keras.Input(tuple(input_shape), name="image")
-    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale")(inputs)
+    x = scale_inputs(inputs)
     fmap = backbone(x)
     pooled = keras.layers.GlobalAveragePooling2D(name="embedding")(fmap)
     p_global, age_global = DEXHead(num_classes, age_min=age_min, dtype="float32", name="dex_head")(pooled)
@@ -311,7 +259,7 @@ def al_ror34(
                     name="al_ror34", **kwargs)
 
 
-@register("al_resnet34", paper=PAPER, description="AL-ResNet-34: keras-cv ResNet-34 + attention-LSTM local head")
+@register("al_resnet34", paper=PAPER, description="AL-ResNet-34: ResNet-34 + attention-LSTM local head")
 def al_resnet34(input_shape=(64, 64, 3), num_classes=101, age_min=0, **kwargs):
     """AL-ResNet-34; stage 1 is `resnet34_dex` (kwargs of `al_model`)."""
     backbone = resnet_backbone(34, input_shape)
@@ -326,208 +274,3 @@ def al_resnet152(input_shape=(64, 64, 3), num_classes=101, age_min=0, pretrained
     backbone = resnet152_backbone(input_shape, pretrained=pretrained)
     return al_model(backbone, input_shape=input_shape, num_classes=num_classes, age_min=age_min,
                     name="al_resnet152", **kwargs)
-
-
-# ----- helpers for notebooks -------------------------------------------------------
-
-
-def locator_layer(model):
-    """The model's `AttentionLSTMLocator`."""
-    return model.get_layer("locator")
-
-
-def set_inference_mode(model, mode):
-    """Switch the locator between "sequence" and "independent" inference
-    (see `AttentionLSTMLocator`) and drop the compiled predict function."""
-    layer = locator_layer(model)
-    if mode not in ("sequence", "independent"):
-        raise ValueError(f"mode must be 'sequence' or 'independent', got {mode!r}")
-    layer.inference_mode = mode
-    model.predict_function = None
-    return model
-
-
-def two_stage_train(config, stage1_model, stage2_model, *, stage1=None, stage2=None):
-    """Train stage 1 (backbone + global head), then stage 2 (frozen backbone;
-    LSTM, locator and local head), each with `agekeras.training.train`.
-
-    Args:
-        config: a `TrainConfig`; its `out` becomes the parent of the two runs
-            (`out/stage1`, `out/stage2`).
-        stage1_model: e.g. "ror34_dex" or "resnet34_dex".
-        stage2_model: e.g. "al_ror34".
-        stage1, stage2: dicts of `TrainConfig` fields overriding `config` for
-            one stage (e.g. `{"epochs": 2, "lr": 1e-4}`).
-
-    Returns:
-        `(metrics1, metrics2, run_dir1, run_dir2)`.
-    """
-    from agekeras.training import train
-
-    out = pathlib.Path(config.out)
-    c1 = dataclasses.replace(config, model=stage1_model, out=str(out / "stage1"), **(stage1 or {}))
-    m1 = train(c1)
-    kwargs = dict(config.model_kwargs)
-    kwargs.update(init_from=str(out / "stage1" / "best.keras"), freeze_backbone=True)
-    c2 = dataclasses.replace(config, model=stage2_model, out=str(out / "stage2"), model_kwargs=kwargs,
-                             **(stage2 or {}))
-    m2 = train(c2)
-    return m1, m2, c1.out, c2.out
-
-
-def inspection_model(model):
-    """A model with the same input and the outputs of `model` plus "box"
-    (the located box, relative (x, y, w, h)) and "probs_final" (Eq. 5)."""
-    fusion = model.get_layer("fusion")
-    outputs = dict(model.output)
-    outputs["box"] = locator_layer(model).output
-    outputs["probs_final"] = fusion.output[0]
-    return keras.Model(model.inputs, outputs, name=f"{model.name}_inspect")
-
-
-def final_probs(outputs, local_weight=0.5):
-    """Eq. 5 in NumPy: (P_global + w P_local) / (1 + w), from an output dict."""
-    p = np.asarray(outputs["age_probs_global"], "float64") + local_weight * np.asarray(
-        outputs["age_probs_local"], "float64"
-    )
-    return p / p.sum(-1, keepdims=True)
-
-
-def predict_outputs(model, images, batch_size=64):
-    """The outputs of `inspection_model(model)` (or of a plain model) on an
-    image array `(n, H, W, 3)` in [0, 255], in order."""
-    if "age_probs_local" in model.output:
-        model = inspection_model(model)
-    return model.predict(np.asarray(images, "float32"), batch_size=batch_size, verbose=0)
-
-
-def ablation_rows(outputs, true_age, age_min, *, local_weight=0.5, setting=None):
-    """Table I of the paper on our data: global only, local only, both (Eq. 5).
-
-    Args:
-        outputs: the AL model's output dict (NumPy), e.g. from
-            `agekeras.training.predict` or `predict_outputs`.
-        true_age: the true ages.
-        age_min: the age of class 0.
-        local_weight: lambda of Eq. 5.
-        setting: dict merged into every row (e.g. dataset, size).
-
-    Returns:
-        A list of result rows for `agekeras.tables.results_table`: MAE, RMSE,
-        and the Adience-style exact and 1-off group accuracies of the ages
-        mapped to Adience's eight groups (`agekeras.metrics.age_to_group`).
-    """
-    from agekeras import metrics as M
-
-    true_age = np.asarray(true_age, "float64")
-    rows = []
-    variants = (
-        ("global only", np.asarray(outputs["age_probs_global"], "float64")),
-        ("local only", np.asarray(outputs["age_probs_local"], "float64")),
-        ("global + local (Eq. 5)", final_probs(outputs, local_weight)),
-    )
-    for label, probs in variants:
-        pred = probs @ (np.arange(probs.shape[1]) + age_min)
-        rows.append({"method": label, **(setting or {}), "MAE": M.mae(true_age, pred),
-                     "RMSE": M.rmse(true_age, pred), **group_metrics(true_age, pred)})
-    return rows
-
-
-def group_metrics(true_age, pred_age):
-    """Adience-style exact and 1-off accuracy after mapping both ages to
-    Adience's eight groups (nearest group; `agekeras.metrics.age_to_group`)."""
-    from agekeras import metrics as M
-
-    # Predictions are rounded to 0.01 year first: an age exactly between two
-    # groups (e.g. 3.0) then maps the same way whether it comes from memory
-    # or from predictions.csv (3 decimals).
-    gt, gp = M.age_to_group(true_age), M.age_to_group(np.round(np.asarray(pred_age, "float64"), 2))
-    return {"group acc": M.group_accuracy(gt, gp), "1-off": M.group_accuracy(gt, gp, off=1)}
-
-
-def ten_crops(images, size):
-    """The ten crops of the paper's test-time augmentation: four corners and
-    the centre, and the same five of the mirrored images.
-
-    Args:
-        images: `(n, H, W, 3)` with H, W >= size.
-        size: crop side.
-
-    Returns:
-        A list of ten `(n, size, size, 3)` arrays.
-    """
-    images = np.asarray(images)
-    n, h, w = images.shape[:3]
-    if h < size or w < size:
-        raise ValueError(f"ten_crops needs images of at least {size}x{size}, got {h}x{w}")
-    top, left = (h - size) // 2, (w - size) // 2
-    offsets = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size), (top, left)]
-    crops = [images[:, y:y + size, x:x + size] for y, x in offsets]
-    return crops + [c[:, :, ::-1] for c in crops]
-
-
-def ten_crop_predict(model, images, age_min, batch_size=64):
-    """Average P_final (or a plain model's "age_probs") over the ten crops.
-
-    Each crop set is one pass in the images' order (the LSTM sees the same
-    sequence order for every crop).
-
-    Returns:
-        `(probs (n, K), ages (n,))`.
-    """
-    size = model.input_shape[1]
-    plain = "age_probs_local" not in model.output
-    weight = None if plain else model.get_layer("fusion").local_weight
-
-    def probs_of(crop):
-        out = model.predict(np.asarray(crop, "float32"), batch_size=batch_size, verbose=0)
-        return np.asarray(out["age_probs"]) if plain else final_probs(out, weight)
-
-    probs = np.mean([probs_of(c) for c in ten_crops(images, size)], axis=0)
-    return probs, probs @ (np.arange(probs.shape[1]) + age_min)
-
-
-def first_images(ds, image_size, n=16):
-    """The first `n` faces of `ds` as a float32 array `(n, size, size, 3)` in
-    [0, 255], through the evaluation pipeline (no augmentation)."""
-    from agekeras.datasets.pipeline import make_tf_dataset
-
-    n = min(int(n), len(ds))
-    data = make_tf_dataset(ds.subset(np.arange(n)), image_size=image_size, batch_size=n, training=False,
-                           augment=False)
-    images, _ = next(iter(data))
-    return np.asarray(images)
-
-
-def al_outputs(model, ds, image_size, batch_size=64):
-    """Every output of `inspection_model(model)` (boxes and P_final included)
-    on every face of `ds`, in order (NumPy dict)."""
-    from agekeras.training import predict
-
-    return predict(inspection_model(model), ds, image_size, batch_size)
-
-
-def no_paper_numbers(methods, **setting):
-    """`results_table(paper=...)` entries for methods whose paper numbers we
-    could not read offline: the paper's setting is shown, its numbers as "—"."""
-    return {m: dict(setting) for m in methods}
-
-
-def run_row(run_dir, method, setting=None):
-    """A results row from a finished run directory: MAE, RMSE (metrics.json),
-    Adience-style group accuracy and 1-off (from predictions.csv, ages mapped
-    to Adience's groups) and the epsilon-error when the data had one."""
-    import csv
-    import json
-
-    run_dir = pathlib.Path(run_dir)
-    result = json.loads((run_dir / "metrics.json").read_text())
-    with open(run_dir / "predictions.csv") as f:
-        rows = list(csv.DictReader(f))
-    true = np.array([float(r["age"]) for r in rows])
-    pred = np.array([float(r["predicted"]) for r in rows])
-    row = {"method": method, **(setting or {}), "MAE": result["mae"], "RMSE": result["rmse"],
-           **group_metrics(true, pred)}
-    if "epsilon_error" in result:
-        row["epsilon-error"] = result["epsilon_error"]
-    return row

@@ -1,5 +1,5 @@
-"""DAA: "A Delta Age AdaIN operation for age estimation via binary code
-transformer" (Chen et al., CVPR 2023), notebook 03.
+"""DAA model builders: "A Delta Age AdaIN operation for age estimation via
+binary code transformer" (Chen et al., CVPR 2023), notebook 03.
 
 The network has four parts (Fig. 1 of the paper):
 
@@ -13,6 +13,10 @@ factorised one (`AgeDecoder` on `[features, s, t, ages]`: three
 convolutions for all ages); `decoder="naive"` builds the reference path
 (`DeltaAgeAdaIN` materialising every age's delta map, then the same
 decoder), used by `benchmarks/daa_decoder.py`.
+
+This module holds the builders and the registry only; training the
+ablation, templates from a dataset, interval sweeps, the learned styles and
+the paper's tables live in `agekeras.experiments.daa`.
 
 Registered models (all regression on the "age" output with `SmoothL1`):
 
@@ -56,12 +60,16 @@ Template variants: the style of age y comes from one real face of (about)
 age y, passed through the same encoder at every step (gradients flow through
 it, as in the authors' code); the template faces are stored in the model (a
 non-trainable `TemplateBank` weight, saved with it), chosen once from the
-training split (`select_templates`), not re-drawn every batch as the
-authors' data loader may do. Give them to the builder as
+training split (`agekeras.experiments.daa.select_templates`), not re-drawn
+every batch as the authors' data loader may do. Give them to the builder as
 `templates="path.npz"` (keys `images` (n, H, W, 3) in [0, 255] at the
-model's input size and `ages` (n,); written by `save_templates`) or as a
-dict of arrays. Without templates the builder uses placeholder noise images
-(and warns): fine for a smoke test, meaningless for training.
+model's input size and `ages` (n,); written by
+`agekeras.experiments.daa.save_templates`) or as a dict of arrays. Without
+templates the builder uses placeholder noise images (and warns): fine for a
+smoke test, meaningless for training.
+
+Reference: A Delta Age AdaIN operation for age estimation via binary code
+transformer (Chen et al., CVPR 2023), https://arxiv.org/abs/2303.07929.
 """
 
 from __future__ import annotations
@@ -72,13 +80,13 @@ import keras
 import numpy as np
 from keras import ops
 
-from agekeras.layers import AgeDecoder, BinaryCodeMapping, DeltaAgeAdaIN, TemplateStatistics
+from agekeras.layers import AgeDecoder, BinaryCodeMapping, DeltaAgeAdaIN, TemplateBank, TemplateStatistics
 from agekeras.losses import SmoothL1
+from agekeras.models.backbones import BN_EPSILON, resnet_stack, scale_inputs
 from agekeras.models.registry import register
 
 logger = logging.getLogger("agekeras.models.daa")
 
-BN_EPSILON = 1.001e-5  # keras-cv's ResNet value (torchvision: 1e-5)
 VARIANTS = ("binary", "single", "multi")
 DECODERS = ("factorised", "naive")
 
@@ -90,13 +98,11 @@ def face_resnet18(input_shape, name="face_resnet18"):
     """ResNet-18 adapted to faces: `(H, W, 3)` in [-1, 1] -> `(H/16, W/16, 512)`.
 
     3x3 stride-2 stem conv (no bias) + BN + ReLU, no max-pool, then
-    keras-cv's ResNet v1 basic-block stages 64-128-256-512 (2 blocks each,
-    strides 1-2-2-2; the first stage has an identity shortcut, as in
-    torchvision, since it keeps the width and the resolution).
+    the ResNet v1 basic-block stages 64-128-256-512 of
+    `agekeras.models.backbones.resnet_stack` (2 blocks each, strides
+    1-2-2-2; the first stage has an identity shortcut, as in torchvision,
+    since it keeps the width and the resolution).
     """
-    # keras-cv 0.9 exposes its ResNet stage builder only under `src`.
-    from keras_cv.src.models.backbones.resnet_v1.resnet_v1_backbone import apply_stack
-
     h, w = input_shape[0], input_shape[1]
     if (h is not None and h < 16) or (w is not None and w < 16):
         raise ValueError(f"face_resnet18 needs inputs of at least 16x16 (total stride 16), got {input_shape}.")
@@ -105,9 +111,7 @@ def face_resnet18(input_shape, name="face_resnet18"):
     x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name="stem_bn")(x)
     x = keras.layers.Activation("relu", name="stem_relu")(x)
     for i, (filters, stride) in enumerate(zip((64, 128, 256, 512), (1, 2, 2, 2))):
-        x = apply_stack(
-            x, filters, blocks=2, stride=stride, name=f"stage{i + 1}", block_type="basic_block", first_shortcut=i > 0
-        )
+        x = resnet_stack(x, filters, blocks=2, stride=stride, first_shortcut=i > 0, name=f"stage{i + 1}")
     return keras.Model(inputs, x, name=name)
 
 
@@ -160,115 +164,11 @@ ENCODERS = {"resnet18": face_resnet18, "c3ae": c3ae_encoder}
 # ----- template faces ------------------------------------------------------------
 
 
-@keras.saving.register_keras_serializable(package="agekeras")
-class TemplateBank(keras.layers.Layer):
-    """Holds the template faces (one per comparison age) inside a model.
-
-    Two non-trainable weights, `images` `(n, H, W, 3)` (pixel values as the
-    model's input, [0, 255]) and `ages` `(n,)`. The call ignores its input
-    (it only anchors the layer in the functional graph) and returns every
-    `interval`-th template: `(images[::k], ages[::k])`.
-
-    Args:
-        num_templates: n.
-        image_shape: `(H, W, 3)`.
-        interval: keep every `interval`-th template.
-    """
-
-    def __init__(self, num_templates, image_shape, interval=1, **kwargs):
-        super().__init__(**kwargs)
-        self.num_templates = int(num_templates)
-        self.image_shape = tuple(int(v) for v in image_shape)
-        self.interval = int(interval)
-        if self.interval < 1 or self.interval > self.num_templates:
-            raise ValueError(f"`interval` must be in [1, {self.num_templates}], got {interval}.")
-
-    def build(self, input_shape=None):
-        self.images = self.add_weight(
-            name="images", shape=(self.num_templates, *self.image_shape), initializer="zeros", trainable=False
-        )
-        self.ages = self.add_weight(name="ages", shape=(self.num_templates,), initializer="zeros", trainable=False)
-        self.built = True
-
-    def set_templates(self, images, ages):
-        """Assign template `images` `(n, H, W, 3)` and `ages` `(n,)`."""
-        images = np.asarray(images, "float32")
-        ages = np.asarray(ages, "float32").reshape(-1)
-        if images.shape != (self.num_templates, *self.image_shape) or ages.shape != (self.num_templates,):
-            raise ValueError(
-                f"templates must be images {(self.num_templates, *self.image_shape)} and ages "
-                f"({self.num_templates},); got {images.shape} and {ages.shape}."
-            )
-        if not self.built:
-            self.build()
-        self.images.assign(images)
-        self.ages.assign(ages)
-
-    def sampled_indices(self):
-        return np.arange(0, self.num_templates, self.interval)
-
-    def call(self, inputs=None):
-        idx = ops.convert_to_tensor(self.sampled_indices(), dtype="int32")
-        images = ops.take(ops.cast(self.images, self.compute_dtype), idx, axis=0)
-        return images, ops.take(ops.cast(self.ages, self.compute_dtype), idx, axis=0)
-
-    def compute_output_shape(self, input_shape=None):
-        n = len(self.sampled_indices())
-        return (n, *self.image_shape), (n,)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {"num_templates": self.num_templates, "image_shape": list(self.image_shape), "interval": self.interval}
-        )
-        return config
-
-
-def select_templates(ages, age_min=None, num_ages=None, seed=0):
-    """Indices of one template face per comparison age.
-
-    For every integer age y in age_min..age_min+num_ages-1 that occurs in
-    `ages` (rounded), one face of that age is drawn at random (seeded); ages
-    with no face are skipped, so the comparison set is the ages present in
-    the data (Eq. 9 averages over whichever ages are compared).
-
-    Args:
-        ages: `(n,)` ages of the candidate faces (e.g. the training split).
-        age_min, num_ages: the comparison range (default: the ages' range).
-        seed: random seed.
-
-    Returns:
-        int array of indices into `ages`, sorted by age.
-    """
-    ages = np.rint(np.asarray(ages, "float64").reshape(-1)).astype(int)
-    lo = int(ages.min()) if age_min is None else int(age_min)
-    hi = int(ages.max()) if num_ages is None else lo + int(num_ages) - 1
-    rng = np.random.default_rng(seed)
-    out = []
-    for y in range(lo, hi + 1):
-        candidates = np.flatnonzero(ages == y)
-        if len(candidates):
-            out.append(int(rng.choice(candidates)))
-    if not out:
-        raise ValueError(f"no face has an age in [{lo}, {hi}].")
-    return np.asarray(out)
-
-
-def save_templates(path, images, ages):
-    """Write template faces to an `.npz` file for `templates=path`."""
-    images = np.asarray(images, "float32")
-    ages = np.asarray(ages, "float32").reshape(-1)
-    if images.ndim != 4 or images.shape[-1] != 3 or len(images) != len(ages):
-        raise ValueError(f"templates must be images (n, H, W, 3) and ages (n,); got {images.shape}, {ages.shape}.")
-    np.savez_compressed(path, images=images, ages=ages)
-    return str(path)
-
-
 def _load_templates(templates, input_shape, num_classes, age_min):
     if templates is None:
         logger.warning(
             "DAA template variant built without templates: using placeholder noise images. "
-            "Pass templates='file.npz' (see agekeras.models.daa.save_templates) for real training."
+            "Pass templates='file.npz' (see agekeras.experiments.daa.save_templates) for real training."
         )
         rng = np.random.default_rng(0)
         images = rng.uniform(0, 255, (num_classes, *input_shape)).astype("float32")
@@ -344,7 +244,6 @@ def daa_model(
     input_shape = tuple(input_shape)
     if len(input_shape) != 3 or input_shape[-1] != 3:
         raise ValueError(f"input_shape must be (H, W, 3), got {input_shape}.")
-    scale = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale")
     enc = ENCODERS[encoder](input_shape)
     if variant == "binary":
         comparison = BinaryCodeMapping(
@@ -363,20 +262,24 @@ def daa_model(
     adain = DeltaAgeAdaIN(epsilon, name="delta_age_adain") if decoder == "naive" else None
     age_decoder = AgeDecoder(decoder_channels, epsilon=epsilon, delta_scale=delta_scale, dtype="float32",
                              name="age_decoder")
-    return _daa_graph(input_shape, scale, enc, comparison, stats, adain, age_decoder,
+    return _daa_graph(input_shape, enc, comparison, stats, adain, age_decoder,
                       name or f"daa_{encoder}_{variant}")
 
 
-def _daa_graph(input_shape, scale, encoder, comparison, stats, adain, decoder, name, with_deltas=False):
+def _daa_graph(input_shape, encoder, comparison, stats, adain, decoder, name, with_deltas=False):
     """Wire the DAA layers into a functional model (also used by `with_interval`
-    and, with the per-age deltas as a second output, by `delta_ages`)."""
+    and, with the per-age deltas as extra outputs, by `with_delta_outputs`).
+
+    Images and template faces share the one FaceEncoder; each is rescaled
+    by `scale_inputs` (weightless).
+    """
     inputs = keras.Input(tuple(input_shape), name="image")
-    features = encoder(scale(inputs))
+    features = encoder(scale_inputs(inputs))
     if isinstance(comparison, BinaryCodeMapping):
         s, t, ages = comparison(features)
     else:
         template_images, ages = comparison(inputs)
-        s, t = stats(encoder(scale(template_images)))
+        s, t = stats(encoder(scale_inputs(template_images, name="template_scale")))
     if adain is not None:
         deltas, age = decoder([adain([features, s, t]), ages])
     else:
@@ -386,19 +289,24 @@ def _daa_graph(input_shape, scale, encoder, comparison, stats, adain, decoder, n
 
 
 def _daa_parts(model):
-    """The layers `_daa_graph` needs, found in a DAA model."""
-    comparison = [layer for layer in model.layers if isinstance(layer, (BinaryCodeMapping, TemplateBank))]
+    """The layers `_daa_graph` needs, found by type in a DAA model."""
+
+    def of_type(kind):
+        return [layer for layer in model.layers if isinstance(layer, kind)]
+
+    comparison = of_type((BinaryCodeMapping, TemplateBank))
     if len(comparison) != 1:
         raise ValueError(f"{model.name!r} has no DAA comparison-age layer (BinaryCodeMapping or TemplateBank).")
-    encoder = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    names = [layer.name for layer in model.layers]
+    encoder, decoder = of_type(keras.Model), of_type(AgeDecoder)
+    stats, adain = of_type(TemplateStatistics), of_type(DeltaAgeAdaIN)
+    if len(encoder) != 1 or len(decoder) != 1 or len(stats) > 1 or len(adain) > 1:
+        raise ValueError(f"{model.name!r} is not a DAA model built by `daa_model` (one encoder, one AgeDecoder).")
     return {
-        "scale": model.get_layer("scale"),
         "encoder": encoder[0],
         "comparison": comparison[0],
-        "stats": model.get_layer("template_statistics") if "template_statistics" in names else None,
-        "adain": model.get_layer("delta_age_adain") if "delta_age_adain" in names else None,
-        "decoder": model.get_layer("age_decoder"),
+        "stats": stats[0] if stats else None,
+        "adain": adain[0] if adain else None,
+        "decoder": decoder[0],
     }
 
 
@@ -425,7 +333,7 @@ def plain_model(encoder="resnet18", *, input_shape=(64, 64, 3), num_classes=101,
     scale, mid = (1.0, 0.0) if output_scale is None else (
         _age_spread(ages) if output_scale == "auto" else float(output_scale), float(ages.mean()))
     inputs = keras.Input(input_shape, name="image")
-    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale")(inputs)
+    x = scale_inputs(inputs)
     x = ENCODERS[encoder](input_shape)(x)
     x = keras.layers.GlobalAveragePooling2D(name="embedding")(x)
     y = keras.layers.Dense(1, kernel_initializer=keras.initializers.RandomNormal(0.0, 0.01), dtype="float32",
@@ -452,59 +360,12 @@ def with_interval(model, interval):
     return _daa_graph(model.inputs[0].shape[1:], name=f"{model.name}_every{int(interval)}", **parts)
 
 
-def style_statistics(model):
-    """The learned S, T of a binary-mapping DAA model for all its ages.
-
-    Returns:
-        dict of NumPy arrays `ages`, `s`, `t` (Fig. 3 of the paper).
-    """
-    mapping = [layer for layer in model.layers if isinstance(layer, BinaryCodeMapping)]
-    if not mapping:
-        raise ValueError(f"{model.name!r} has no BinaryCodeMapping layer.")
-    m = mapping[0]
-    s, t, ages = m.style_statistics(np.arange(m.num_ages))
-    return {"ages": ops.convert_to_numpy(ages), "s": ops.convert_to_numpy(s), "t": ops.convert_to_numpy(t)}
-
-
-def delta_ages(model, images):
-    """Per-age deltas Delta_y `(batch, A)` and comparison ages `(A,)` of a DAA
-    model on `images` (inference mode), for inspection."""
-    parts = _daa_parts(model)
-    probe = _daa_graph(model.inputs[0].shape[1:], name=f"{model.name}_deltas", with_deltas=True, **parts)
-    images = np.asarray(images, "float32")
-    out = probe(images, training=False)
-    return ops.convert_to_numpy(out["deltas"]), ops.convert_to_numpy(out["comparison_ages"])
-
-
-def interval_sweep(model, images, intervals=(1, 2, 5, 10, 20), batch_size=64):
-    """Predict with every `interval` (Tables 6-7 of the paper): the trained
-    model compares with every k-th age only, which cuts the decoder's work.
-
-    Args:
-        model: a trained DAA model (binary mapping or templates).
-        images: `(n, H, W, 3)` faces, pixels in [0, 255].
-        intervals: the k values.
-        batch_size: prediction batch size.
-
-    Returns:
-        A list of dicts, one per k: `interval`, `comparisons` (number of
-        ages compared), `pred` (predicted ages `(n,)`), `seconds` (wall time
-        of predicting all images, after a warm-up batch) and `ms_per_image`.
-    """
-    import time
-
-    images = np.asarray(images, "float32")
-    out = []
-    for k in intervals:
-        sub = with_interval(model, k)
-        sub.predict(images[:batch_size], batch_size=batch_size, verbose=0)  # trace + warm-up
-        start = time.perf_counter()
-        pred = sub.predict(images, batch_size=batch_size, verbose=0)["age"]
-        seconds = time.perf_counter() - start
-        comparisons = len(_daa_parts(sub)["comparison"].sampled_indices())
-        out.append({"interval": int(k), "comparisons": comparisons, "pred": np.asarray(pred).reshape(-1),
-                    "seconds": seconds, "ms_per_image": 1000.0 * seconds / max(len(images), 1)})
-    return out
+def with_delta_outputs(model):
+    """The same DAA model (shared layers and weights) with two more outputs:
+    `{"age": (batch,), "deltas": (batch, A), "comparison_ages": (A,)}`, the
+    per-age delta ages Delta_y of Eq. 8 and the ages y they compare with."""
+    return _daa_graph(model.inputs[0].shape[1:], name=f"{model.name}_deltas", with_deltas=True,
+                      **_daa_parts(model))
 
 
 # ----- registry ------------------------------------------------------------------

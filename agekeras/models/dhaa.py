@@ -42,24 +42,20 @@ Readings of the paper (also listed in notebook 04):
   (14 x 14 at 64 px), see `pooled_size_for`.
 * `width` scales the ResNet filters (64-128-256-512); 1.0 is ResNet-18. Values
   below 1 are for QUICK smoke tests only (nine sub-networks are heavy).
-* Prediction: expectation over the age classes of the final classifier;
-  `predict_outputs(..., flip=True)` averages the probabilities of the image
-  and of its mirror image (landmarks mirrored too) before the expectation.
+* Prediction: expectation over the age classes of the final classifier.
+  Flip test-time averaging, the ablation runs, the paper's tables and the
+  figures of notebook 04 live in `agekeras.experiments.dhaa`.
 
-Helpers for the notebook: `sub_network_names`, `predict_outputs`,
-`embeddings`, `per_head_mae`, `region_polygons`, `plot_regions`,
-`plot_bars`, `parameter_counts`, `benchmark_training`.
+Reference: Deeply-learned Hybrid Representations for Facial Age Estimation
+(IJCAI 2019, https://doi.org/10.24963/ijcai.2019/492).
 """
 
 from __future__ import annotations
 
-import resource
-import time
-
 import keras
-import numpy as np
 
 from agekeras.layers import AlignedRegionPooling, DEXHead, RecurrentFusion
+from agekeras.models.backbones import resnet_stack, resnet_stem, scale_inputs
 from agekeras.models.registry import register
 
 BRANCHES = ("global", "local", "global_local")
@@ -80,8 +76,6 @@ REGION_OF = {
 }
 """The ARP region each global/local sub-network reads."""
 
-MIRRORED_LANDMARKS = (1, 0, 2, 4, 3)
-
 
 def pooled_size_for(image_size):
     """The ARP output size: 56 at 256 px, proportional otherwise (>= 4)."""
@@ -93,23 +87,12 @@ def _filters(base, width):
 
 
 def _stack(x, filters, stride, first_shortcut, name):
-    # keras-cv's own ResNet v1 basic-block stack (two blocks, ResNet-18), the
-    # code its ResNetBackbone uses; it is not exported outside `src`.
-    from keras_cv.src.models.backbones.resnet_v1.resnet_v1_backbone import apply_stack
-
-    return apply_stack(
-        x, filters=filters, blocks=2, stride=stride, block_type="basic_block",
-        first_shortcut=first_shortcut, name=name,
-    )  # fmt: skip
+    # Two ResNet v1 basic blocks (a ResNet-18 stage).
+    return resnet_stack(x, filters, blocks=2, stride=stride, first_shortcut=first_shortcut, name=name)
 
 
 def _stem(x, width):
-    from keras_cv.src.models.backbones.resnet_v1.resnet_v1_backbone import BN_EPSILON
-
-    x = keras.layers.Conv2D(_filters(64, width), 7, strides=2, use_bias=False, padding="same", name="conv1_conv")(x)
-    x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name="conv1_bn")(x)
-    x = keras.layers.Activation("relu", name="conv1_relu")(x)
-    x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="pool1_pool")(x)
+    x = resnet_stem(x, filters=_filters(64, width))
     # C_B1, shared by every branch (identity shortcut as in ResNet-18).
     return _stack(x, _filters(64, width), 1, False, "c_b1")
 
@@ -176,7 +159,7 @@ def build_dhaa(
 
     image = keras.Input(input_shape, name="image")
     landmarks = keras.Input((5, 2), name="landmarks")
-    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale")(image)
+    x = scale_inputs(image)
     c_b1 = _stem(x, width)
 
     need_global = "global" in branches or "global_local" in branches
@@ -234,300 +217,3 @@ def dhaa(input_shape=(64, 64, 3), num_classes=101, age_min=0, **kwargs):
     """DHAA (Args: input_shape, num_classes, age_min, branches, pooling, fusion,
     sub_losses, width, feature_dim, pooled_size, dropout; see `build_dhaa`)."""
     return build_dhaa(input_shape=input_shape, num_classes=num_classes, age_min=age_min, **kwargs)
-
-
-# ----- analysis helpers ---------------------------------------------------------------
-
-
-def sub_network_names(model):
-    """Names of the sub-networks whose classifier is an output of `model`."""
-    return [k[len("age_probs_"):] for k in model.output if k.startswith("age_probs_")]
-
-
-def parameter_counts(model):
-    """Parameters of `model`: total, shared trunk (stem + C_B1), each
-    sub-network (its blocks, head conv/FC and classifier) and the fusion +
-    final classifier."""
-    counts = {"total": model.count_params()}
-    groups = {"trunk": ("conv1_", "pool1_", "c_b1")}
-    for group in SUB_NETWORKS.values():
-        for sub in group:
-            groups[sub] = (f"{sub}_",)
-    groups["fusion+final"] = ("global_fusion", "local_fusion", "global_local_fusion", "dex_head")
-    for key, prefixes in groups.items():
-        n = sum(layer.count_params() for layer in model.layers if layer.name.startswith(prefixes))
-        if n:
-            counts[key] = n
-    return counts
-
-
-def _dataset(model, ds, image_size, batch_size, flip):
-    from agekeras.datasets.pipeline import make_tf_dataset
-
-    needs_landmarks = "landmarks" in [t.name for t in model.inputs]
-    data = make_tf_dataset(
-        ds, image_size=image_size, batch_size=batch_size, training=False, augment=False,
-        with_landmarks=needs_landmarks,
-    )  # fmt: skip
-    width = float(image_size)
-
-    def mirror(x, y):
-        import tensorflow as tf  # tf.data graphs are TensorFlow whatever the backend
-
-        if not needs_landmarks:
-            return tf.reverse(x, axis=[2])
-        points = tf.gather(x["landmarks"], MIRRORED_LANDMARKS, axis=1)
-        points = tf.stack([width - 1.0 - points[..., 0], points[..., 1]], axis=-1)
-        return {"image": tf.reverse(x["image"], axis=[2]), "landmarks": points}
-
-    return data.map(mirror) if flip else data.map(lambda x, y: x)
-
-
-def predict_outputs(model, ds, image_size, batch_size=64, flip=True, age_min=None):
-    """The model's outputs on every face of `ds`, with flip test-time averaging.
-
-    With `flip`, every `*probs*` output is the mean of the outputs on the
-    image and on its mirror image (landmarks mirrored and left/right swapped),
-    and `age` is recomputed as the expectation of the averaged `age_probs`
-    with ages `age_min + k` (default: the `age_min` of the model's
-    "dex_head").
-
-    Returns:
-        dict of NumPy arrays, one per output.
-    """
-    out = model.predict(_dataset(model, ds, image_size, batch_size, False), verbose=0)
-    return _flip_average(model, out, ds, image_size, batch_size, age_min) if flip else out
-
-
-def _flip_average(model, out, ds, image_size, batch_size, age_min):
-    """`predict_outputs(flip=True)` given the un-flipped outputs `out`."""
-    mirrored = model.predict(_dataset(model, ds, image_size, batch_size, True), verbose=0)
-    avg = {k: (out[k] + mirrored[k]) / 2.0 for k in out if "probs" in k}
-    if age_min is None:
-        age_min = model.get_layer("dex_head").age_min
-    avg["age"] = expectation(avg["age_probs"], age_min) if "age_probs" in avg else (out["age"] + mirrored["age"]) / 2
-    return avg
-
-
-def expectation(probs, age_min=0):
-    """`sum_k p_k (age_min + k)` over the last axis (NumPy)."""
-    probs = np.asarray(probs, dtype="float64")
-    return probs @ (age_min + np.arange(probs.shape[-1]))
-
-
-def per_head_mae(outputs, ages, age_min=0):
-    """MAE of the expectation of every `age_probs*` output (Fig. 6).
-
-    Returns:
-        dict name -> MAE, "final" for `age_probs`, the sub-network name
-        otherwise, in the order of `outputs`.
-    """
-    ages = np.asarray(ages, dtype="float64")
-    result = {}
-    for key, probs in outputs.items():
-        if key.startswith("age_probs"):
-            name = "final" if key == "age_probs" else key[len("age_probs_"):]
-            result[name] = float(np.mean(np.abs(expectation(probs, age_min) - ages)))
-    return result
-
-
-def embeddings(model, ds, image_size, batch_size=64, layer="embedding"):
-    """The output of `layer` (default "embedding", the fused feature of DHAA
-    or the pooled feature of the baselines) for every face of `ds`."""
-    features = keras.Model(model.inputs, model.get_layer(layer).output)
-    return np.asarray(features.predict(_dataset(model, ds, image_size, batch_size, False), verbose=0))
-
-
-def region_polygons(landmarks, image_size, regions=None, mode="affine"):
-    """Corners of each ARP region in image pixels, for drawing.
-
-    Args:
-        landmarks: `(n, 5, 2)` pixel landmarks.
-        image_size: int, the image size the landmarks refer to.
-        regions: region names (default: all six).
-        mode: "affine" or "roi".
-
-    Returns:
-        `(n, R, 4, 2)` continuous pixel coordinates (0 = left edge of the
-        image) of the corners top-left, top-right, bottom-right, bottom-left.
-    """
-    from agekeras.layers.aligned_region_pooling import DEFAULT_REGIONS
-
-    arp = AlignedRegionPooling(4, image_size, regions=regions or DEFAULT_REGIONS, mode=mode)
-    theta = keras.ops.convert_to_numpy(arp.region_thetas(np.asarray(landmarks, "float32")))
-    corners = np.array([[-1, -1, 1], [1, -1, 1], [1, 1, 1], [-1, 1, 1]], "float64")
-    normalised = np.einsum("ck,nrdk->nrcd", corners, theta)
-    return (normalised + 1.0) / 2.0 * image_size
-
-
-def plot_regions(images, landmarks, regions=None, mode="affine", crop_size=48, save_to=None):
-    """Faces with their ARP regions drawn, and what each region sees.
-
-    Row i: face i with the landmarks and the region outlines, then the crop of
-    every region (ARP applied to the image itself at `crop_size`).
-
-    Returns:
-        The matplotlib `Figure`.
-    """
-    import matplotlib.pyplot as plt
-
-    from agekeras.layers.aligned_region_pooling import DEFAULT_REGIONS
-
-    regions = tuple(regions or DEFAULT_REGIONS)
-    images = np.asarray(images, "float32")
-    landmarks = np.asarray(landmarks, "float32")
-    n, size = len(images), images.shape[1]
-    polys = region_polygons(landmarks, size, regions, mode)
-    arp = AlignedRegionPooling(crop_size, size, regions=regions, mode=mode)
-    crops = [keras.ops.convert_to_numpy(c) for c in arp([images, landmarks])]
-    fig, axes = plt.subplots(n, len(regions) + 1, figsize=(1.6 * (len(regions) + 1), 1.7 * n), squeeze=False)
-    for i in range(n):
-        ax = axes[i, 0]
-        ax.imshow(np.clip(images[i], 0, 255).astype("uint8"))
-        for r in range(len(regions)):
-            p = np.vstack([polys[i, r], polys[i, r, :1]]) - 0.5
-            ax.plot(p[:, 0], p[:, 1], color=f"C{r}", lw=1)
-        ax.scatter(landmarks[i, :, 0], landmarks[i, :, 1], s=6, c="w", edgecolors="k", linewidths=0.3)
-        ax.set_xlim(-0.5, size - 0.5)
-        ax.set_ylim(size - 0.5, -0.5)
-        for r, region in enumerate(regions):
-            axes[i, r + 1].imshow(np.clip(crops[r][i], 0, 255).astype("uint8"))
-            if i == 0:
-                axes[i, r + 1].set_title(region, fontsize=8, color=f"C{r}")
-        for ax in axes[i]:
-            ax.set_xticks([])
-            ax.set_yticks([])
-    axes[0, 0].set_title(f"regions ({mode})", fontsize=8)
-    fig.tight_layout()
-    if save_to is not None:
-        fig.savefig(save_to, dpi=120, bbox_inches="tight")
-    return fig
-
-
-def plot_bars(values, ylabel="MAE", title=None, reference=None, save_to=None):
-    """A bar chart of name -> value (e.g. the ablation MAEs of Fig. 5 or the
-    per-classifier MAEs of Fig. 6); `reference` draws a dashed line."""
-    import matplotlib.pyplot as plt
-
-    names, heights = list(values), [float(v) for v in values.values()]
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.55 * len(names) + 1.5), 3.2))
-    bars = ax.bar(range(len(names)), heights, color=[f"C{i % 10}" for i in range(len(names))])
-    for bar, h in zip(bars, heights):
-        ax.text(bar.get_x() + bar.get_width() / 2, h, f"{h:.2f}", ha="center", va="bottom", fontsize=7)
-    if reference is not None:
-        ax.axhline(float(reference), color="k", ls="--", lw=0.8)
-    ax.set_xticks(range(len(names)))
-    ax.set_xticklabels(names, rotation=35, ha="right", fontsize=8)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    if save_to is not None:
-        fig.savefig(save_to, dpi=120, bbox_inches="tight")
-    return fig
-
-
-ABLATIONS = {
-    "Res18+EX": ("resnet18_dex", {}),
-    "global": ("dhaa", {"branches": ["global"]}),
-    "local": ("dhaa", {"branches": ["local"]}),
-    "global-local": ("dhaa", {"branches": ["global_local"]}),
-    "global + local": ("dhaa", {"branches": ["global", "local"]}),
-    "DHAA": ("dhaa", {}),
-    "DHAA, ROI pooling": ("dhaa", {"pooling": "roi"}),
-    "DHAA, FC fusion": ("dhaa", {"fusion": "fc"}),
-    "DHAA, no sub-network losses": ("dhaa", {"sub_losses": False}),
-}
-"""The variants of Table 1 / Fig. 5: label -> (registry name, model kwargs)."""
-
-
-def train_variant(label, config, out_root, variants=None):
-    """Train one variant of `ABLATIONS` with the settings of `config`.
-
-    DHAA variants get `config.model_kwargs` (e.g. the QUICK `width`) plus
-    their own flags; the baseline gets none of them. The run goes to
-    `out_root/<label as a file name>`.
-
-    Returns:
-        (run_dir, test metrics dict of `agekeras.training.train`).
-    """
-    import dataclasses
-    import pathlib
-
-    from agekeras.training import train
-
-    name, kwargs = (variants or ABLATIONS)[label]
-    base = dict(config.model_kwargs) if name == "dhaa" else {}
-    slug = "".join(c if c.isalnum() else "_" for c in label.lower()).strip("_")
-    run_dir = pathlib.Path(out_root) / slug
-    cfg = dataclasses.replace(config, model=name, model_kwargs={**base, **kwargs}, out=str(run_dir))
-    return run_dir, train(cfg)
-
-
-def evaluate_flip(run_dir, ds, checkpoint="best.keras", batch_size=64):
-    """Test MAE of a run with and without flip test-time averaging.
-
-    Returns:
-        (row, outputs, model, age_min): row = dict with "MAE", "MAE flip" and
-        "RMSE flip"; outputs = the flip-averaged outputs (`predict_outputs`);
-        the loaded checkpoint and its `age_min`.
-    """
-    import json
-    import pathlib
-
-    run_dir = pathlib.Path(run_dir)
-    saved = json.loads((run_dir / "config.json").read_text())
-    size, age_min = saved["train"]["image_size"], saved["age_min"]
-    if not (run_dir / checkpoint).exists():
-        checkpoint = "last.keras"
-    model = keras.saving.load_model(run_dir / checkpoint, safe_mode=True)
-    plain = predict_outputs(model, ds, size, batch_size, flip=False)
-    flipped = _flip_average(model, plain, ds, size, batch_size, age_min)  # reuses the un-flipped pass
-    true = np.asarray(ds.age, "float64")
-    err = np.asarray(flipped["age"], "float64").reshape(-1) - true
-    row = {
-        "MAE": float(np.mean(np.abs(np.asarray(plain["age"], "float64").reshape(-1) - true))),
-        "MAE flip": float(np.mean(np.abs(err))),
-        "RMSE flip": float(np.sqrt(np.mean(err**2))),
-    }
-    return row, flipped, model, age_min
-
-
-def benchmark_training(input_shape=(64, 64, 3), batch_size=16, steps=3, num_classes=101, **model_kwargs):
-    """Training speed of DHAA on random data (after one warm-up step).
-
-    Returns:
-        dict with `img_per_s`, `params` and `peak_rss_mib`: the process's
-        peak resident memory so far (`ru_maxrss`, Linux KiB -> MiB; it also
-        counts whatever the process did before the call).
-    """
-    from agekeras.models import compile_args
-
-    model = build_dhaa(input_shape=input_shape, num_classes=num_classes, **model_kwargs)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), **compile_args(model))
-    rng = np.random.default_rng(0)
-    x = {
-        "image": rng.uniform(0, 255, (batch_size, *input_shape)).astype("float32"),
-        "landmarks": ((canonical_landmarks(input_shape[0]))[None] + rng.normal(0, 1, (batch_size, 5, 2))).astype("float32"),
-    }
-    klass = rng.integers(0, num_classes, batch_size)
-    y = {k: klass for k in model.output if k.startswith("age_probs")}
-    y["age"] = klass.astype("float32")
-    model.train_on_batch(x, y)
-    start = time.perf_counter()
-    for _ in range(steps):
-        model.train_on_batch(x, y)
-    seconds = time.perf_counter() - start
-    return {
-        "img_per_s": steps * batch_size / seconds,
-        "params": model.count_params(),
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-    }
-
-
-def canonical_landmarks(image_size):
-    """The canonical landmarks (`aligned_region_pooling.CANONICAL`) in pixels
-    of an `image_size` image."""
-    from agekeras.layers.aligned_region_pooling import CANONICAL
-
-    return (CANONICAL + 1.0) / 2.0 * image_size - 0.5

@@ -1,7 +1,6 @@
-"""VoVNetv4 and its Table I / Table II comparisons (notebook 01).
+"""VoVNetv4 and the models of its Tables I and II: builders only.
 
-Paper: "Research on Phased Single Aggregation Age Estimation Algorithm Based
-on VoVNetv4". Registered models (paper tag "vovnetv4"):
+Registered models (paper tag "vovnetv4"):
 
 - `vovnet39`, `vovnet57`: VoVNet-39/57 (one-shot aggregation, public
   configs) with a CORAL head.
@@ -11,15 +10,25 @@ on VoVNetv4". Registered models (paper tag "vovnetv4"):
   global average pooling -> CORAL head.
 - `resnet34_ce`: the Table I cross-entropy baseline, ResNet-34 with a
   softmax over the ages, predicted age = arg-max class. (The other Table I
-  baseline, ResNet-34 + CORAL, is the foundation's `resnet34_coral`, reused
-  as is.)
+  baseline, ResNet-34 + CORAL, is the baselines' `resnet34_coral`, which is
+  also Table II's CORAL-CNN.)
 
 Every model takes float images in [0, 255], scales them to [-1, 1], and
 returns the conventional output dict (`age`, plus `age_logits` for CORAL or
 `age_probs` for cross-entropy). All CORAL models train with `CORALLoss`
-with uniform task weights (lambda_k = 1), the default of the CORAL reference
-code; `agekeras.losses.coral_importance_weights` gives the paper's Eq. 8
-weights from training labels if wanted.
+with uniform task weights (lambda_k = 1): the paper's loss (Eq. 8) has task
+weights lambda^(k) but never defines them; uniform is the default of the
+CORAL reference code, and `agekeras.losses.coral_importance_weights` gives
+CORAL's label-based weights if wanted.
+
+The experiments of the paper (its tables, training runs, summaries) are in
+`agekeras.experiments.vovnetv4`.
+
+Reference: "Research on Phased Single Aggregation Age Estimation Algorithm
+Based on VoVNetv4" (Zhang, Shi, Cui, Tao, Zhang, Liu, 2023; IAENG journal
+article, no arXiv or DOI version known); VoVNet: "An Energy and
+GPU-Computation Efficient Backbone Network for Real-Time Object Detection"
+(Lee et al., 2019), https://arxiv.org/abs/1904.09730.
 """
 
 import keras
@@ -37,27 +46,6 @@ VOVNET_CONFIGS = {
 }
 STEM_FILTERS = (64, 64, 128)
 STEM_STRIDES = (2, 1, 2)
-
-#: Table I of the paper: the four compared models (registry names).
-TABLE1_MODELS = ("resnet34_ce", "resnet34_coral", "vovnet57", "vovnetv4")
-#: Table II (our reading): the aggregation backbones, all with CORAL.
-TABLE2_MODELS = ("vovnet39", "vovnet57", "vovnetv4")
-METHOD_NAMES = {
-    "resnet34_ce": "ResNet-34 (cross-entropy)",
-    "resnet34_coral": "ResNet-34 + CORAL",
-    "vovnet39": "VoVNet-39 + CORAL",
-    "vovnet57": "VoVNet-57 + CORAL",
-    "vovnetv4": "VoVNetv4 (ROSA + Adaptive Stage) + CORAL",
-}
-
-#: The paper's training setting (issue #3): AFAD ages 15-40, seed 1,
-#: lr 0.0005, 200 epochs, batch 128. The image size is our choice (the
-#: paper's is not available offline): 120 px, the CORAL reference code's
-#: crop size on AFAD.
-PAPER_SETTING = dict(
-    dataset="afad", min_age=15, max_age=40, seed=1, lr=5e-4, epochs=200, batch_size=128, image_size=120
-)
-
 
 def stem(x, name="stem"):
     """VoVNet stem: three 3x3 ConvBlocks (64 stride 2, 64, 128 stride 2): H -> H/4."""
@@ -216,108 +204,3 @@ def resnet34_ce(input_shape=(64, 64, 3), num_classes=101, age_min=0, dropout=0.0
         gender=gender,
         name="resnet34_ce",
     )
-
-
-def vovnetv4_summary(model):
-    """Text table of a `vovnetv4` model's main parts: output shape, kernel/stride, parameters.
-
-    Args:
-        model: a model built by `vovnetv4`.
-
-    Returns:
-        A string, one line per part (stem, each ROSA region, each Adaptive
-        Stage, the second aggregation, the embedding, the CORAL head).
-    """
-    rosa = model.get_layer("rosa")
-    lines = [f"{'part':22s} {'output shape':22s} {'kernel/stride':14s} {'params':>12s}"]
-
-    def line(name, shape, ks, params):
-        lines.append(f"{name:22s} {str(tuple(shape)):22s} {ks:14s} {params:>12,}")
-
-    stem_params = sum(model.get_layer(f"stem_{i}").count_params() for i in (1, 2, 3))
-    line("stem (3 ConvBlocks)", model.get_layer("stem_3").output.shape, "3x3 /2,1,2", stem_params)
-    for r, (order, shape) in enumerate(zip(rosa.schedule, rosa.output)):
-        params = sum(rosa.osa_modules[i].count_params() for i in sorted(set(order)))
-        if r > 0:
-            params += rosa.transitions[r - 1].count_params()
-        line(f"ROSA region {r + 1} ({len(order)} cyc.)", shape.shape, "", params)
-    for r in range(len(rosa.schedule)):
-        stage = model.get_layer(f"adaptive_{r + 1}")
-        ks = f"{stage.kernel_size[0]}x{stage.kernel_size[1]} /{stage.strides[0]}"
-        line(f"adaptive_{r + 1}", stage.output.shape, ks, stage.count_params())
-    line("second_aggregation", model.get_layer("second_aggregation").output.shape, "concat", 0)
-    line("embedding (GAP)", model.get_layer("embedding").output.shape, "", 0)
-    head = model.get_layer("coral_head")
-    line("coral_head", head.output.shape, "", head.count_params())
-    lines.append(f"{'total':22s} {'':22s} {'':14s} {model.count_params():>12,}")
-    return "\n".join(lines)
-
-
-def parameter_rows(models=TABLE1_MODELS, input_shape=(120, 120, 3), num_classes=26):
-    """One row per model: total, trainable and backbone (head-less) parameters.
-
-    Args:
-        models: registry names.
-        input_shape: image shape (the counts of the convolutions do not depend
-            on it; VoVNetv4's Adaptive Stage kernels do).
-        num_classes: age classes (26 for AFAD ages 15-40).
-
-    Returns:
-        list of dicts `{"method", "model", "params", "trainable", "head"}`.
-    """
-    from agekeras.models.registry import get
-
-    rows = []
-    for name in models:
-        model = get(name, input_shape=input_shape, num_classes=num_classes)
-        head = sum(
-            layer.count_params() for layer in model.layers if layer.name in ("coral_head", "cls_head", "dex_head")
-        )
-        trainable = sum(int(keras.ops.size(w)) for w in model.trainable_weights)
-        rows.append(
-            {
-                "method": METHOD_NAMES.get(name, name),
-                "model": name,
-                "params": model.count_params(),
-                "trainable": trainable,
-                "head": head,
-            }
-        )
-        del model
-    return rows
-
-
-def result_rows(results, setting, models=None, extra=None):
-    """Rows for `agekeras.tables.results_table` from `{model: metrics dict}`.
-
-    Args:
-        results: registry name -> the dict returned by `agekeras.training.train`.
-        setting: dict of setting columns, e.g. `{"dataset": "utkface-dev 15-40",
-            "size": 64}`.
-        models: order (default: the keys of `results`).
-        extra: optional registry name -> dict of more columns (e.g. parameters).
-
-    Returns:
-        list of dicts with method, the setting, MAE, RMSE and CA(5) (%).
-    """
-    rows = []
-    for name in models or list(results):
-        m = results[name]
-        ca5 = m.get("ca5")
-        rows.append(
-            {
-                "method": METHOD_NAMES.get(name, name),
-                **setting,
-                "MAE": m["mae"],
-                "RMSE": m["rmse"],
-                "CA(5) %": None if ca5 is None else 100 * float(ca5),
-                **(extra or {}).get(name, {}),
-            }
-        )
-    return rows
-
-
-def paper_rows(models, note="not available offline"):
-    """The paper's numbers per method: none are available offline, so every
-    metric is missing ("—") and the setting column says why."""
-    return {METHOD_NAMES.get(n, n): {"dataset": f"AFAD 15-40 ({note})"} for n in models}

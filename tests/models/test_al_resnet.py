@@ -5,25 +5,14 @@ from keras import ops
 
 import agekeras
 from agekeras.models import compile_args, make_targets
-from agekeras.models.al_resnet import (
-    GlobalLocalFusion,
-    ablation_rows,
-    final_probs,
-    group_metrics,
-    inspection_model,
-    predict_outputs,
-    set_inference_mode,
-    ten_crop_predict,
-    ten_crops,
-)
-from tests.harness import run_layer_test
+from agekeras.models import al_resnet
 
 # 64 px: the last feature map is 2x2 (at 32 px it is 1x1, and a box on a
 # single cell gets no gradient: the locator could not learn).
 K, AGE_MIN, SIZE = 20, 10, 64
 LSTM_AND_LOCATOR = 4 * (512 + 128 + 1) * 128 + (256 * 4 + 4) + 2 * 128  # + stored h, C
 ROR34_BACKBONE = 21_508_800
-RESNET34_BACKBONE = 21_301_696  # keras-cv ResNet-34 (tests/models/test_baselines.py)
+RESNET34_BACKBONE = 21_301_696  # backbones.resnet_v1(34), as keras-cv's ResNet-34 (tests/models/test_baselines.py)
 RESNET152V2_BACKBONE = 58_331_648
 
 
@@ -91,44 +80,6 @@ def test_al_ror34_trains_one_step_and_outputs(al_ror):
     assert out["age"].shape == (4,) and np.all((out["age"] >= AGE_MIN) & (out["age"] <= AGE_MIN + K - 1))
 
 
-def test_eq5_fusion_in_the_model(al_ror):
-    out = predict_outputs(al_ror, _images(3, seed=1))
-    p = (out["age_probs_global"] + 0.5 * out["age_probs_local"]) / 1.5
-    np.testing.assert_allclose(out["probs_final"], p, atol=1e-6)
-    np.testing.assert_allclose(final_probs(out), p, atol=1e-6)
-    np.testing.assert_allclose(out["age"], p @ (np.arange(K) + AGE_MIN), rtol=1e-5)
-    box = out["box"]
-    assert box.shape == (3, 4) and np.all(box[:, :2] >= 0) and np.all(box[:, :2] + box[:, 2:] <= 1 + 1e-6)
-
-
-def test_fusion_layer_standard_checks_and_numpy():
-    rng = np.random.RandomState(0)
-    pg, pl = (rng.dirichlet(np.ones(5), 3).astype("float32") for _ in range(2))
-    run_layer_test(GlobalLocalFusion, {"local_weight": 0.5, "age_min": 2}, [pg, pl],
-                   expected_output_shape=[(3, 5), (3,)])
-    probs, age = GlobalLocalFusion(0.25, age_min=2)([pg, pl])
-    want = (pg + 0.25 * pl) / 1.25
-    np.testing.assert_allclose(ops.convert_to_numpy(probs), want, atol=1e-6)
-    np.testing.assert_allclose(ops.convert_to_numpy(age), want @ np.arange(2, 7), rtol=1e-5)
-    with pytest.raises(ValueError, match="local_weight"):
-        GlobalLocalFusion(-1.0)
-
-
-def test_model_lstm_state_carries_across_images(al_ror):
-    a, a2, b = _images(1, 5), _images(1, 6), _images(1, 7)
-    assert al_ror.get_layer("locator").inference_mode == "independent"  # the default
-    set_inference_mode(al_ror, "sequence")
-    inspect = inspection_model(al_ror)
-    box_b = inspect.predict(np.concatenate([a, b]), verbose=0)["box"][1]
-    box_b2 = inspect.predict(np.concatenate([a2, b]), verbose=0)["box"][1]
-    assert np.abs(box_b - box_b2).max() > 1e-5
-    set_inference_mode(al_ror, "independent")
-    inspect = inspection_model(al_ror)
-    box_b = inspect.predict(np.concatenate([a, b]), verbose=0)["box"][1]
-    box_b2 = inspect.predict(np.concatenate([a2, b]), verbose=0)["box"][1]
-    np.testing.assert_allclose(box_b, box_b2, atol=1e-6)
-
-
 @pytest.mark.slow
 def test_al_resnet34_trains_one_step():
     model = agekeras.models.get("al_resnet34", input_shape=(SIZE, SIZE, 3), num_classes=K, age_min=AGE_MIN)
@@ -166,26 +117,14 @@ def test_two_stage_training_copies_and_freezes(tmp_path):
         agekeras.models.get("al_ror34", input_shape=(SIZE, SIZE, 3), init_from=str(tmp_path / "nope.keras"))
 
 
-def test_ten_crops_and_ten_crop_predict(al_ror):
-    images = np.arange(2 * 68 * 68 * 3, dtype="float32").reshape(2, 68, 68, 3) % 255
-    crops = ten_crops(images, SIZE)
-    assert len(crops) == 10 and all(c.shape == (2, SIZE, SIZE, 3) for c in crops)
-    np.testing.assert_array_equal(crops[0], images[:, :SIZE, :SIZE])
-    np.testing.assert_array_equal(crops[3], images[:, 4:, 4:])
-    np.testing.assert_array_equal(crops[9], crops[4][:, :, ::-1])
-    probs, ages = ten_crop_predict(al_ror, images, AGE_MIN)
-    np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
-    assert ages.shape == (2,)
-    with pytest.raises(ValueError, match="at least"):
-        ten_crops(images[:, :40], SIZE)
+def test_builders_module_holds_builders_only():
+    # Issue 11: the experiment helpers live in agekeras.experiments.al_resnet.
+    for moved in ("two_stage_train", "ablation_rows", "ten_crops", "predict_outputs", "no_paper_numbers"):
+        assert not hasattr(al_resnet, moved), moved
 
 
-def test_ablation_rows_and_group_metrics():
-    pg = np.eye(3)[[0, 1, 2]]
-    pl = np.eye(3)[[2, 2, 2]]
-    rows = ablation_rows({"age_probs_global": pg, "age_probs_local": pl}, [20, 21, 22], 20)
-    assert [r["method"] for r in rows] == ["global only", "local only", "global + local (Eq. 5)"]
-    assert rows[0]["MAE"] == 0.0 and rows[1]["MAE"] == pytest.approx(1.0)
-    assert rows[2]["MAE"] == pytest.approx(np.mean(np.abs([20 + 1 / 1.5 * 0 + 1 / 3 * 2, 21 + 1 / 3, 22] - np.array([20, 21, 22]))))
-    g = group_metrics([1, 5, 30, 70], [1, 10, 45, 65])  # groups 0,1,4,7 vs 0,2,5,7
-    assert g == {"group acc": 0.5, "1-off": 1.0}
+def test_builders_use_the_one_input_scaling(al_ror):
+    scale = al_ror.get_layer("scale")
+    assert isinstance(scale, keras.layers.Rescaling)
+    x = _images(1)
+    np.testing.assert_allclose(ops.convert_to_numpy(scale(x)), x / 127.5 - 1.0, atol=1e-6)

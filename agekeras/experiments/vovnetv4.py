@@ -1,0 +1,340 @@
+"""What notebook 01 drives: VoVNetv4's Tables I and II, run the way the paper does.
+
+The builders (`vovnetv4`, `vovnet39`, `vovnet57`, `resnet34_ce`,
+`resnet34_orcnn`, and the baseline `resnet34_coral`) live in
+`agekeras.models.vovnet` and `agekeras.models.baselines`; this module puts them
+to work:
+
+- `PAPER_SETTING`, `PAPER_TABLE1`, `PAPER_TABLE2`: the paper's setting and its
+  numbers, each with its table, dataset, protocol and pretraining;
+- `data_setting(C)`: the data, age range (K) and schedule of each course mode;
+- `train_table_models(...)`: one `agekeras.training.train` run per model;
+- `vovnetv4_summary`, `vovnetv4_parameter_rows`, `vovnetv4_result_rows`:
+  the text and table rows the notebook shows;
+- `embedding_and_ages(run_dir)`: the pooled features of a trained run, for
+  `agekeras.plots.plot_tsne`.
+
+Reference: "Research on Phased Single Aggregation Age Estimation Algorithm
+Based on VoVNetv4" (Zhang, Shi, Cui, Tao, Zhang, Liu, 2023; IAENG journal
+article, no arXiv or DOI version known).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+
+from agekeras import training
+from agekeras.models import registry
+
+#: Table I of the paper (its ablation): registry names, in the paper's order.
+TABLE1_MODELS = ("resnet34_ce", "resnet34_coral", "vovnet57", "vovnetv4")
+#: Table II (comparison with other methods): OR-CNN and CORAL-CNN, both on
+#: ResNet-34 as in the CORAL paper's own comparison, beside VoVNetv4.
+#: Curriculum learning (Wang et al.), the third method of Table II, is not
+#: implemented in this course.
+TABLE2_MODELS = ("resnet34_orcnn", "resnet34_coral", "vovnetv4")
+
+METHOD_NAMES = {
+    "resnet34_ce": "ResNet-34 (cross-entropy)",
+    "resnet34_coral": "ResNet-34 + CORAL",
+    "resnet34_orcnn": "OR-CNN (ResNet-34)",
+    "vovnet39": "VoVNet-39 + CORAL",
+    "vovnet57": "VoVNet-57 + CORAL",
+    "vovnetv4": "VoVNetv4 + CORAL",
+}
+#: Table II calls ResNet-34 + CORAL "CORAL-CNN" (Cao et al.).
+TABLE2_NAMES = {"resnet34_coral": "CORAL-CNN (ResNet-34 + CORAL)"}
+
+#: The paper's training setting (Sec. III-D): AFAD ages 15-40 (K = 26),
+#: seed 1, learning rate 0.0005, 200 epochs, batch 128. The paper states
+#: neither the optimiser, the input size, the augmentation nor the split:
+#: Adam (the CORAL reference code's), 120 px (the CORAL reference code's AFAD
+#: crop) and a seeded random 80/20 split are our choices.
+PAPER_SETTING = dict(
+    dataset="afad", min_age=15, max_age=40, seed=1, lr=5e-4, epochs=200, batch_size=128, image_size=120
+)
+
+_PAPER_PROTOCOL = "split not stated; seed 1, lr 0.0005, 200 ep, batch 128"
+_PAPER_COLUMNS = dict(dataset="AFAD 15-40 (K = 26)", protocol=_PAPER_PROTOCOL, pretraining="not stated")
+
+#: Table I of the paper (ablation on AFAD): MAE and RMSE per method.
+PAPER_TABLE1 = {
+    "ResNet-34 (cross-entropy)": dict(table="I", MAE=3.71, RMSE=5.15, **_PAPER_COLUMNS),
+    "ResNet-34 + CORAL": dict(table="I", MAE=3.44, RMSE=4.69, **_PAPER_COLUMNS),
+    # The paper does not name the VoVNet variant of Table I; we compare VoVNet-57.
+    "VoVNet-57 + CORAL": dict(table="I (VoVNet variant not named)", MAE=3.36, RMSE=4.74, **_PAPER_COLUMNS),
+    "VoVNetv4 + CORAL": dict(table="I", MAE=3.30, RMSE=4.64, **_PAPER_COLUMNS),
+}
+#: Table II of the paper (methods re-run by the authors on AFAD, 200 epochs).
+PAPER_TABLE2 = {
+    "Curriculum learning (not implemented)": dict(table="II", MAE=3.47, RMSE=5.03, **_PAPER_COLUMNS),
+    "OR-CNN (ResNet-34)": dict(table="II (backbone not stated)", MAE=3.51, RMSE=4.75, **_PAPER_COLUMNS),
+    "CORAL-CNN (ResNet-34 + CORAL)": dict(table="II", MAE=3.47, RMSE=4.71, **_PAPER_COLUMNS),
+    "VoVNetv4 + CORAL": dict(table="II", MAE=3.30, RMSE=4.64, **_PAPER_COLUMNS),
+}
+#: Columns of the notebook's tables that describe a setting, not a metric.
+TABLE_SETTINGS = ("table", "dataset", "protocol", "pretraining", "size")
+
+
+def method_name(model, table=1):
+    """The label of registry name `model` in Table `table` (1 or 2)."""
+    if table == 2 and model in TABLE2_NAMES:
+        return TABLE2_NAMES[model]
+    return METHOD_NAMES.get(model, model)
+
+
+def paper_table(table):
+    """The paper's Table I or II as `agekeras.tables.results_table(paper=...)` wants it.
+
+    Args:
+        table: 1 or 2.
+
+    Returns:
+        dict method -> {"MAE", "RMSE", "table", "dataset", "protocol", "pretraining"}.
+    """
+    tables = {1: PAPER_TABLE1, 2: PAPER_TABLE2}
+    if table not in tables:
+        raise ValueError(f"The paper has Tables I and II: table must be 1 or 2, got {table!r}.")
+    return {k: dict(v) for k, v in tables[table].items()}
+
+
+@dataclasses.dataclass
+class DataSetting:
+    """Data and schedule of one notebook run (see `data_setting`).
+
+    Attributes:
+        dataset, data_dir, dataset_kwargs: what `agekeras.training.TrainConfig` reads.
+        label: the dataset column of the results tables.
+        min_age, max_age: the age range; K = max_age - min_age + 1 classes.
+        image_size, epochs, time_budget, batch_size, lr, seed: the schedule.
+        models: the registry names trained in this mode.
+    """
+
+    dataset: str
+    data_dir: str | None
+    dataset_kwargs: dict
+    label: str
+    min_age: int
+    max_age: int
+    image_size: int
+    epochs: int | None
+    time_budget: float | None
+    batch_size: int
+    lr: float
+    seed: int
+    models: tuple
+
+    @property
+    def num_classes(self):
+        return self.max_age - self.min_age + 1
+
+    def protocol(self):
+        """The protocol column of our rows."""
+        length = f"{self.epochs} ep" if self.time_budget is None else f"{self.time_budget:g} min budget"
+        return f"random 80/20 seed {self.seed}; lr {self.lr:g}, {length}, batch {self.batch_size}"
+
+
+def data_setting(C, *, quick_n=80):
+    """The data and schedule for course `C` (`agekeras.experiments.course.setup`).
+
+    - quick: `quick_n` synthetic faces aged 15-40 at 32 px, one epoch, only
+      ResNet-34 + CORAL and VoVNetv4 (a smoke test; its numbers mean nothing).
+    - cpu: AFAD when found, else UTKFace, both restricted to the paper's ages
+      15-40 (K = 26); 64 px, `C.time_budget` minutes per model, batch 64.
+    - paper: AFAD ages 15-40 at `PAPER_SETTING` (200 epochs, batch 128,
+      120 px); without AFAD, the same schedule on UTKFace 15-40, then on
+      synthetic faces, with one printed sentence.
+
+    Returns:
+        A `DataSetting`; it prints one line saying which data and K it uses.
+    """
+    p = PAPER_SETTING
+    lo, hi = p["min_age"], p["max_age"]
+    all_models = tuple(dict.fromkeys(TABLE1_MODELS + TABLE2_MODELS))
+    if C.quick:
+        s = DataSetting("synthetic", None, {"n": quick_n, "age_range": (lo, hi)}, "synthetic (smoke test)",
+                        lo, hi, 32, 1, None, 32, p["lr"], p["seed"], ("resnet34_coral", "vovnetv4"))
+    else:
+        afad = C.data_dir("afad", main=C.paper)
+        utk = C.data_dir("utkface", main=not C.paper)
+        if afad is not None:
+            name, path, label = "afad", str(afad), "AFAD"
+        elif utk is not None:
+            name, path, label = "utkface", str(utk), "UTKFace"
+            print(f"No AFAD found (put it in {C.data_root / 'afad'}): using UTKFace ages {lo}-{hi} instead.")
+        else:
+            name, path, label = "synthetic", None, "synthetic"
+            print(f"Neither AFAD nor UTKFace found (put one in {C.data_root}/afad or /utkface): "
+                  "using 4000 synthetic faces.")
+        kwargs = {"n": 4000, "age_range": (lo, hi)} if name == "synthetic" else {"min_age": lo, "max_age": hi}
+        if C.paper:
+            s = DataSetting(name, path, kwargs, f"{label} {lo}-{hi}", lo, hi, p["image_size"], p["epochs"], None,
+                            p["batch_size"], p["lr"], p["seed"], all_models)
+        else:
+            s = DataSetting(name, path, kwargs, f"{label} {lo}-{hi}", lo, hi, 64, None, C.time_budget,
+                            64, p["lr"], p["seed"], all_models)
+    print(f"data: {s.label}, K = {s.num_classes} classes (ages {s.min_age}-{s.max_age}), {s.image_size} px; "
+          f"models: {', '.join(s.models)}")
+    return s
+
+
+def train_table_models(setting, run_dir, *, models=None, verbose=0):
+    """Train (or resume) one run per model; returns `{model: test metrics}`.
+
+    Args:
+        setting: a `DataSetting`.
+        run_dir: callable `name -> run folder` (e.g. `C.run_dir`).
+        models: registry names (default `setting.models`).
+        verbose: Keras progress-bar verbosity.
+    """
+    results = {}
+    for name in models or setting.models:
+        config = training.TrainConfig(
+            model=name,
+            dataset=setting.dataset,
+            data_dir=setting.data_dir,
+            dataset_kwargs=dict(setting.dataset_kwargs),
+            image_size=setting.image_size,
+            epochs=setting.epochs,
+            time_budget=setting.time_budget,
+            batch_size=setting.batch_size,
+            lr=setting.lr,
+            seed=setting.seed,
+            age_min=setting.min_age,
+            num_classes=setting.num_classes,
+            out=str(run_dir(name)),
+            verbose=verbose,
+        )
+        results[name] = training.train(config)
+    return results
+
+
+def vovnetv4_summary(model):
+    """Text table of a `vovnetv4` model's main parts: output shape, kernel/stride, parameters.
+
+    Args:
+        model: a model built by `agekeras.models.vovnet.vovnetv4`.
+
+    Returns:
+        A string, one line per part (stem, each ROSA region, each Adaptive
+        Stage, the second aggregation, the embedding, the CORAL head).
+    """
+    rosa = model.get_layer("rosa")
+    lines = [f"{'part':22s} {'output shape':22s} {'kernel/stride':14s} {'params':>12s}"]
+
+    def line(name, shape, ks, params):
+        lines.append(f"{name:22s} {str(tuple(shape)):22s} {ks:14s} {params:>12,}")
+
+    stem_params = sum(model.get_layer(f"stem_{i}").count_params() for i in (1, 2, 3))
+    line("stem (3 ConvBlocks)", model.get_layer("stem_3").output.shape, "3x3 /2,1,2", stem_params)
+    for r, (order, shape) in enumerate(zip(rosa.schedule, rosa.output)):
+        params = sum(rosa.osa_modules[i].count_params() for i in sorted(set(order)))
+        if r > 0:
+            params += rosa.transitions[r - 1].count_params()
+        line(f"ROSA region {r + 1} ({len(order)} cyc.)", shape.shape, "", params)
+    for r in range(len(rosa.schedule)):
+        stage = model.get_layer(f"adaptive_{r + 1}")
+        ks = f"{stage.kernel_size[0]}x{stage.kernel_size[1]} /{stage.strides[0]}"
+        line(f"adaptive_{r + 1}", stage.output.shape, ks, stage.count_params())
+    line("second_aggregation", model.get_layer("second_aggregation").output.shape, "concat", 0)
+    line("embedding (GAP)", model.get_layer("embedding").output.shape, "", 0)
+    head = model.get_layer("coral_head")
+    line("coral_head", head.output.shape, "", head.count_params())
+    lines.append(f"{'total':22s} {'':22s} {'':14s} {model.count_params():>12,}")
+    return "\n".join(lines)
+
+
+def _head_params(model):
+    """Parameters of the layers after the pooled embedding (the age head)."""
+    names = [layer.name for layer in model.layers]
+    after = names[names.index("embedding") + 1:] if "embedding" in names else []
+    return sum(model.get_layer(n).count_params() for n in after)
+
+
+def vovnetv4_parameter_rows(models=TABLE1_MODELS, input_shape=(120, 120, 3), num_classes=26):
+    """One row per model: total, trainable and head parameters.
+
+    Args:
+        models: registry names.
+        input_shape: image shape (the counts of the convolutions do not depend
+            on it; VoVNetv4's Adaptive Stage kernels do).
+        num_classes: age classes (26 for AFAD ages 15-40).
+
+    Returns:
+        list of dicts `{"method", "model", "params", "trainable", "head"}`.
+    """
+    rows = []
+    for name in models:
+        model = registry.get(name, input_shape=input_shape, num_classes=num_classes)
+        trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+        rows.append(
+            {
+                "method": method_name(name),
+                "model": name,
+                "params": model.count_params(),
+                "trainable": trainable,
+                "head": _head_params(model),
+            }
+        )
+        del model
+    keras.backend.clear_session()
+    return rows
+
+
+def vovnetv4_result_rows(results, setting, models=None, table=1, extra=None):
+    """Rows for `agekeras.tables.results_table` from `{model: metrics dict}`.
+
+    Args:
+        results: registry name -> the dict returned by `agekeras.training.train`.
+        setting: dict of setting columns, e.g. `{"dataset": "UTKFace 15-40",
+            "protocol": "...", "size": 64}`.
+        models: order (default: the keys of `results`); models without a
+            result are skipped.
+        table: 1 or 2 (the method labels follow that table).
+        extra: optional registry name -> dict of more columns.
+
+    Returns:
+        list of dicts with method, the setting, MAE, RMSE and CA(5) (%).
+    """
+    rows = []
+    for name in models or list(results):
+        if name not in results:
+            continue
+        m = results[name]
+        ca5 = m.get("ca5")
+        rows.append(
+            {
+                "method": method_name(name, table),
+                **setting,
+                "MAE": m["mae"],
+                "RMSE": m["rmse"],
+                "CA(5) %": None if ca5 is None else 100 * float(ca5),
+                **(extra or {}).get(name, {}),
+            }
+        )
+    return rows
+
+
+def embedding_and_ages(run_dir, *, split="test", max_faces=1000):
+    """The pooled features ("embedding", the head's input) of a run's faces.
+
+    Args:
+        run_dir: a folder written by `agekeras.training.train`.
+        split: "test", "val" or "train".
+        max_faces: at most this many faces (a seeded subset).
+
+    Returns:
+        `(embeddings (n, d), ages (n,))` as NumPy arrays.
+    """
+    model, config, _ = training.load_run(run_dir)
+    splits, _ = training.load_splits(config)
+    faces = splits[split]
+    if len(faces) > max_faces:
+        idx = np.sort(np.random.default_rng(config.seed).choice(len(faces), max_faces, replace=False))
+        faces = faces.subset(idx)
+    features = keras.Model(model.inputs, {"embedding": model.get_layer("embedding").output})
+    out, labels = training.predict(features, faces, config.image_size, with_labels=True)
+    return out["embedding"], labels["age"]
