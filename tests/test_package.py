@@ -53,3 +53,24 @@ def test_budget_progress_shows_minutes_used_of_the_budget():
     clock = TrainingClock(budget=15 * 60.0, already=6.3 * 60)
     BudgetProgress(clock, print_fn=lines.append).on_epoch_end(6, {"loss": 1.5, "val_age_mae": 7.25})
     assert lines == ["epoch 7 - 6.3/15 min - loss: 1.5 - val_age_mae: 7.25"]
+
+
+def test_installing_the_package_never_brings_a_tensorflow_of_its_own():
+    """Colab and GPU users keep their TensorFlow: only the `cpu` / `gpu` extras name one."""
+    import pathlib
+    import tomllib
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    tensorflows = ("tensorflow ", "tensorflow>", "tensorflow=", "tensorflow[", "tensorflow-cpu", "tensorflow-gpu", "tf-nightly")
+    assert not [d for d in project["dependencies"] if d.lower().startswith(tensorflows) or d.lower() == "tensorflow"]
+    extras = project["optional-dependencies"]
+    assert any(d.startswith("tensorflow-cpu") for d in extras["cpu"])
+    assert any(d.startswith("tensorflow[and-cuda]") for d in extras["gpu"])
+    assert not [d for d in extras["align"] + extras["dev"] if d.lower().startswith(tensorflows)]
+    # every notebook's Colab install line installs the package without a TensorFlow extra
+    for nb in sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        text = nb.read_text()
+        if "pip" in text and "google.colab" in text:
+            assert "agekeras[align] @ git+" in text, nb.name
+            assert "agekeras[cpu]" not in text and "agekeras[gpu]" not in text, nb.name
