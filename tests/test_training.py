@@ -134,3 +134,47 @@ def test_distribution_strategies_on_cpu(tmp_path, strategy, extra, env):
     assert (tmp_path / "r" / "metrics.json").exists(), out
     if strategy == "mirrored":
         assert "cpu:1" in out.lower(), out  # the model was mirrored on two devices
+
+
+@pytest.mark.slow
+def test_time_budget_resume_keeps_schedule_best_score_and_elapsed_time(tmp_path):
+    """Kill a budgeted run mid-way: the resumed run continues the clock, the schedule and the best score."""
+    run = tmp_path / "run"
+    budget_min = 0.75
+    args = ["train", "--model", "resnet18_dex", "--dataset", "synthetic", "--dataset-arg", "n=160",
+            "--image-size", "32", "--batch-size", "16", "--time-budget", str(budget_min), "--out", str(run),
+            "--verbose", "0"]
+    proc = _cli(*args)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        state = run / "state.json"
+        if state.exists() and json.loads(state.read_text())["epochs_done"] >= 2:
+            break
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = json.loads((run / "state.json").read_text())
+    assert before["train_seconds"] < budget_min * 60, "killed too late to test a resume"
+    t = time.time()
+    out, _ = _cli(*args).communicate(timeout=300)
+    assert "resuming" in out
+    after = json.loads((run / "state.json").read_text())
+    rows = _history(run)
+    seconds = [float(r["train_seconds"]) for r in rows]
+    lrs = [float(r["lr"]) for r in rows]
+    done = before["epochs_done"]
+    # the clock continued: seconds keep increasing across the kill, and the resumed process
+    # trained only for what was left of the budget
+    assert all(b > a for a, b in zip(seconds, seconds[1:])), seconds
+    assert seconds[done] > before["train_seconds"]
+    assert seconds[-1] - 0.5 <= after["train_seconds"] <= seconds[-1] + 10
+    assert budget_min * 60 <= after["train_seconds"] < budget_min * 60 + 20
+    assert time.time() - t < budget_min * 60 - before["train_seconds"] + 120
+    # the schedule continued: each logged lr is the schedule's value at that epoch's progress
+    schedule = ProgressSchedule(1e-3, warmup=TrainConfig().warmup)
+    for s, lr in zip(seconds[done:], lrs[done:]):
+        assert lr == pytest.approx(schedule.lr_at(min(1.0, s / (budget_min * 60))), rel=0.15, abs=2e-5)
+    assert max(lrs[done:]) < 1e-3  # no second warm-up to the peak
+    # the best score is kept: never worse than before the kill
+    assert after["best"] <= before["best"] + 1e-9
