@@ -100,6 +100,10 @@ def _config_args(p):
         if f.name == "time_budget":
             exclusive.add_argument(flag, type=float, default=default, metavar="MINUTES", help=_HELP["time_budget"])
             continue
+        if f.name == "lr_drops":  # a list: --lr-drops 0.5 0.75
+            p.add_argument(flag, type=float, nargs="+", default=default, metavar="FRACTION",
+                           help="step schedule: divide the learning rate by 10 at these fractions of the run")
+            continue
         if f.name in ("max_train", "num_classes", "age_min"):
             kind = int
         elif f.name == "time_budget":

@@ -28,8 +28,10 @@ def coral_loss(labels, logits, importance=None):
 
         L = -sum_k lambda_k [ y_k log s(g_k) + (1 - y_k) log(1 - s(g_k)) ]
 
-    with s the sigmoid, g_k the logits and y_k = 1[y > k]; computed from the
-    logits with log-sigmoid for stability.
+    with s the sigmoid, g_k the logits and y_k = 1[y > k] (the binary label
+    expansion, Eq. 7); computed from the logits with log-sigmoid for
+    stability. The VoVNetv4 paper uses task weights lambda_k but never
+    defines them: the default here is 1 for every task.
 
     Args:
         labels: int ranks `(batch,)` (or `(batch, 1)`) in [0, K-1].

@@ -7,7 +7,7 @@
 | CA(n) (DAA paper) | `cumulative_accuracy` | `CumulativeAccuracy(n)` |
 | epsilon-error (ChaLearn LAP) | `epsilon_error` | `EpsilonError` |
 | exact / 1-off group accuracy (Adience) | `group_accuracy` | `GroupAccuracy(off)` |
-| gender accuracy | `gender_accuracy` | `keras.metrics.SparseCategoricalAccuracy` |
+| gender accuracy (unknown gender skipped) | `gender_accuracy` | `KnownGenderAccuracy` |
 
 The Keras metrics are `keras.metrics.MeanMetricWrapper`s around `keras.ops`
 versions of the same formulas, so the NumPy functions are their reference.
@@ -150,3 +150,52 @@ class GroupAccuracy(keras.metrics.MeanMetricWrapper):
 
     def get_config(self):
         return {"off": self.off, "name": self.name, "dtype": self.dtype}
+
+
+# ----- gender accuracy with unknown labels (GRA_Net) -------------------------
+
+
+@keras.saving.register_keras_serializable(package="agekeras")
+class KnownGenderAccuracy(keras.metrics.Metric):
+    """Gender accuracy over the faces whose gender is known (labels < 0 are skipped).
+
+    The Keras counterpart of `gender_accuracy`: `SparseCategoricalAccuracy`
+    would count an unknown gender (-1) as a wrong answer. Batches without any
+    known gender leave the metric unchanged; with none seen at all, the
+    result is 0.
+
+    Args:
+        name: metric name (default "acc", so the history column of an output
+            `gender_probs` is `gender_probs_acc`).
+        dtype: metric dtype.
+
+    Call arguments (`update_state`):
+        y_true: `(batch,)` or `(batch, 1)` gender codes (0, 1; -1 unknown).
+        y_pred: `(batch, 2)` probabilities or logits.
+        sample_weight: optional `(batch,)` weights, multiplied with the
+            known-gender mask.
+    """
+
+    def __init__(self, name="acc", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.correct = self.add_variable(shape=(), initializer="zeros", name="correct")
+        self.known = self.add_variable(shape=(), initializer="zeros", name="known")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        gt = ops.reshape(ops.cast(y_true, "int32"), (-1,))
+        gp = ops.cast(ops.argmax(y_pred, axis=-1), "int32")
+        weight = ops.cast(gt >= 0, "float32")
+        if sample_weight is not None:
+            weight = weight * ops.reshape(ops.cast(sample_weight, "float32"), (-1,))
+        self.correct.assign_add(ops.sum(weight * ops.cast(gt == gp, "float32")))
+        self.known.assign_add(ops.sum(weight))
+
+    def result(self):
+        return ops.divide_no_nan(self.correct, self.known)
+
+    def reset_state(self):
+        self.correct.assign(0.0)
+        self.known.assign(0.0)
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype}

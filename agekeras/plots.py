@@ -774,3 +774,127 @@ def plot_polygons(images, polygons, *, labels=None, points=None, titles=None, ti
     if title:
         fig.suptitle(title, fontsize="medium")
     return _save(fig, save_to)
+
+
+def with_title(fig, title, *, save_to=None):
+    """Give a figure an overall title (e.g. model, data, size and budget of the
+    run it shows), then optionally save it.
+
+    Args:
+        fig: a `Figure` returned by this module.
+        title: the figure's title (`Figure.suptitle`).
+        save_to: optional PNG path.
+
+    Returns:
+        The same `Figure`.
+
+    Example:
+
+    >>> fig = with_title(plot_image_grid(faces, boxes=boxes),
+    ...                  "al_ror34, utkface-dev, 64 px, 15 min", save_to="figures/boxes.png")
+    """
+    fig.suptitle(str(title))
+    return _save(fig, save_to)
+
+
+def plot_lines(lines, xlabel="", ylabel="", title=None, *, marks=None, logy=False, ax=None, save_to=None):
+    """Named curves, each with its own x values; a curve may have several runs.
+
+    Unlike `plot_curve` (one shared x axis), each series brings its own
+    `(x, y)` points, e.g. the validation MAE of every model against the
+    training minutes at which each of its epochs ended. A series given as a
+    list of `(x, y)` pairs (e.g. one per seed) draws every run in the
+    series' colour, labelled once.
+
+    Args:
+        lines: dict of label -> `(x, y)` or list of `(x, y)` pairs, in order.
+        xlabel: x axis label.
+        ylabel: y axis label.
+        title: optional axes title.
+        marks: optional x values drawn as dotted vertical lines (e.g. 1, 5
+            and 15 minutes).
+        logy: logarithmic y axis.
+        ax: optional `Axes` to draw into.
+        save_to: optional PNG path.
+
+    Returns:
+        The `Figure`.
+
+    Example:
+
+    >>> fig = plot_lines({"A": ([1, 2, 3], [9, 7, 6]), "B": [([1, 3], [8, 5]), ([1, 3], [8.5, 5.2])]},
+    ...                  "minutes", "val MAE", marks=[1, 5])
+    """
+    if not lines:
+        raise ValueError("No lines to plot.")
+    fig, ax = _new_axes(ax, figsize=(6, 3.8))
+    for k, (label, runs) in enumerate(lines.items()):
+        if isinstance(runs, tuple) and len(runs) == 2 and np.ndim(runs[0]) == 1:
+            runs = [runs]
+        for j, (x, y) in enumerate(runs):
+            x, y = _flat(x), _flat(y)
+            if len(x) != len(y):
+                raise ValueError(f"Series {label!r} has {len(x)} x values and {len(y)} y values.")
+            ax.plot(x, y, marker=".", markersize=4, color=f"C{k % 10}", alpha=1.0 if j == 0 else 0.5,
+                    label=str(label) if j == 0 else None)
+    for m in marks or ():
+        ax.axvline(float(m), color="grey", linestyle=":", linewidth=0.8)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize="medium")
+    ax.legend(fontsize="x-small", ncols=2 if len(lines) > 4 else 1)
+    return _save(fig, save_to)
+
+
+def plot_scatter_labeled(x, y, labels, xlabel="", ylabel="", title=None, *, xerr=None, yerr=None, logx=False,
+                         ax=None, save_to=None):
+    """One labelled point per item, with optional error bars (e.g. MAE against parameters).
+
+    Args:
+        x: array `(n,)` of x values.
+        y: array `(n,)` of y values.
+        labels: `n` names written beside the points.
+        xlabel: x axis label.
+        ylabel: y axis label.
+        title: optional axes title.
+        xerr, yerr: optional arrays `(n,)` of error-bar half-widths (e.g. the
+            standard deviation over seeds); NaN draws no bar.
+        logx: logarithmic x axis (e.g. parameter counts).
+        ax: optional `Axes` to draw into.
+        save_to: optional PNG path.
+
+    Returns:
+        The `Figure`.
+
+    Example:
+
+    >>> fig = plot_scatter_labeled([11.2e6, 21.3e6], [6.5, 7.1], ["resnet18", "resnet34"],
+    ...                            "parameters", "MAE", yerr=[0.1, 0.2], logx=True)
+    """
+    x, y = _flat(x).astype("float64"), _flat(y).astype("float64")
+    labels = [str(s) for s in labels]
+    if not (len(x) == len(y) == len(labels)):
+        raise ValueError(f"Got {len(x)} x values, {len(y)} y values and {len(labels)} labels.")
+    errs = []
+    for name, err in (("xerr", xerr), ("yerr", yerr)):
+        if err is not None:
+            err = np.nan_to_num(_flat(err).astype("float64"), nan=0.0)
+            if len(err) != len(x):
+                raise ValueError(f"{name} has {len(err)} values for {len(x)} points.")
+        errs.append(err)
+    fig, ax = _new_axes(ax, figsize=(5.5, 3.8))
+    for i in range(len(x)):
+        ax.errorbar(x[i], y[i], xerr=None if errs[0] is None else errs[0][i],
+                    yerr=None if errs[1] is None else errs[1][i], fmt="o", color=f"C{i % 10}", capsize=3)
+        ax.annotate(labels[i], (x[i], y[i]), textcoords="offset points", xytext=(4, 4), fontsize="x-small")
+    if logx:
+        ax.set_xscale("log")
+    ax.margins(0.12)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize="medium")
+    return _save(fig, save_to)

@@ -52,10 +52,15 @@ class TrainConfig:
             train until the budget runs out).
         time_budget: minutes of training; the learning-rate schedule is
             stretched over this budget, and training stops when it runs out.
-        batch_size, image_size, lr, optimizer, weight_decay: as usual;
-            optimizer is "adam", "adamw", "sgd" (momentum 0.9) or "nadam".
+        batch_size, image_size, lr, optimizer: as usual; optimizer is
+            "adam", "adamw", "sgd" (momentum 0.9) or "nadam".
+        weight_decay: None (the optimizer's default: none for adam and
+            nadam, 1e-4 for adamw and sgd) or a number, which every
+            optimizer honours (see `make_optimizer`).
         warmup: fraction of the run with a linear learning-rate warm-up; the
             rest follows a cosine decay to 1% of `lr`.
+        lr_drops: instead of the cosine, a step schedule: fractions of the run
+            (e.g. `[0.5, 0.75]`) at which the learning rate is divided by 10.
         seed: seeds the split, shuffling, augmentation and initialisation.
         out: run directory.
         strategy: "default", "mirrored" or "multiworker" (reads TF_CONFIG).
@@ -86,8 +91,9 @@ class TrainConfig:
     image_size: int = 64
     lr: float = 1e-3
     optimizer: str = "adam"
-    weight_decay: float = 1e-4
+    weight_decay: float | None = None
     warmup: float = 0.03
+    lr_drops: list | None = None
     seed: int = 0
     out: str = "runs/run"
     strategy: str = "default"
@@ -177,10 +183,11 @@ class ProgressSchedule(keras.callbacks.Callback):
     `iterations` and the seconds from `clock`, so both survive a resume.
     """
 
-    def __init__(self, lr, *, total_steps=None, clock=None, warmup=0.03, floor=0.01):
+    def __init__(self, lr, *, total_steps=None, clock=None, warmup=0.03, floor=0.01, drops=None):
         super().__init__()
         self.base_lr, self.total_steps, self.clock = lr, total_steps, clock
         self.warmup, self.floor = warmup, floor
+        self.drops = sorted(float(d) for d in drops) if drops else None  # step schedule: lr / 10 at each
 
     def progress(self):
         if self.clock is not None and self.clock.budget:
@@ -191,6 +198,8 @@ class ProgressSchedule(keras.callbacks.Callback):
     def lr_at(self, p):
         if p < self.warmup:
             return self.base_lr * max(p / self.warmup, 0.01)
+        if self.drops is not None:
+            return self.base_lr * 0.1 ** sum(p >= d for d in self.drops)
         q = (p - self.warmup) / max(1e-8, 1.0 - self.warmup)
         return self.base_lr * (self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * q)))
 
@@ -354,17 +363,43 @@ def get_strategy(name):
     raise ValueError(f"Unknown strategy {name!r}; choose default, mirrored or multiworker")
 
 
-def make_optimizer(name, lr, weight_decay):
+#: Weight decay of each optimizer when `TrainConfig.weight_decay` is None.
+DEFAULT_WEIGHT_DECAY = {"adam": 0.0, "adamw": 1e-4, "sgd": 1e-4, "nadam": 0.0}
+
+
+def make_optimizer(name, lr, weight_decay=None):
+    """A Keras optimizer by name.
+
+    Args:
+        name: "adam", "adamw", "sgd" (momentum 0.9, Nesterov) or "nadam".
+        lr: learning rate (or a schedule).
+        weight_decay: None for the optimizer's default
+            (`DEFAULT_WEIGHT_DECAY`: none for adam and nadam, 1e-4 for adamw
+            and sgd), or a number >= 0 that every optimizer honours. For
+            adam, adamw and nadam it is Keras' *decoupled* weight decay
+            (AdamW style: every step, w <- w - lr * weight_decay * w, apart
+            from the gradient step), so "adam" with a weight decay is AdamW.
+            PyTorch's `Adam(weight_decay=...)`, which many papers use,
+            instead adds weight_decay * w to the gradient (L2), so the same
+            number regularises differently there. For sgd, Keras' decay is
+            applied the same decoupled way.
+
+    Returns:
+        A `keras.optimizers.Optimizer`.
+    """
     name = name.lower()
+    if name not in DEFAULT_WEIGHT_DECAY:
+        raise ValueError(f"Unknown optimizer {name!r}; choose adam, adamw, sgd or nadam")
+    wd = DEFAULT_WEIGHT_DECAY[name] if weight_decay is None else float(weight_decay)
+    if not (wd >= 0 and math.isfinite(wd)):
+        raise ValueError(f"weight_decay must be a number >= 0 or None, got {weight_decay!r}")
     if name == "adam":
-        return keras.optimizers.Adam(lr)
+        return keras.optimizers.Adam(lr, weight_decay=wd or None)
     if name == "adamw":
-        return keras.optimizers.AdamW(lr, weight_decay=weight_decay)
+        return keras.optimizers.AdamW(lr, weight_decay=wd)
     if name == "sgd":
-        return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True, weight_decay=weight_decay or None)
-    if name == "nadam":
-        return keras.optimizers.Nadam(lr)
-    raise ValueError(f"Unknown optimizer {name!r}; choose adam, adamw, sgd or nadam")
+        return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True, weight_decay=wd or None)
+    return keras.optimizers.Nadam(lr, weight_decay=wd or None)
 
 
 # ----- train / evaluate ---------------------------------------------------------
@@ -512,7 +547,8 @@ def _train(config: TrainConfig):
     from agekeras.datasets.pipeline import steps_per_epoch
 
     steps = steps_per_epoch(len(splits["train"]), config.batch_size)
-    schedule = ProgressSchedule(config.lr, total_steps=steps * epochs, clock=clock, warmup=config.warmup)
+    schedule = ProgressSchedule(config.lr, total_steps=steps * epochs, clock=clock, warmup=config.warmup,
+                                drops=config.lr_drops)
     monitor = "val_age_mae" if val_ds is not None else "age_mae"
     callbacks = [
         clock,

@@ -10,6 +10,12 @@ Measures `agekeras.datasets.pipeline.make_tf_dataset` in training mode (batch
 * `augment_only`: the augmentation alone, on images already decoded in
   memory (with `in_memory_no_augment` as its baseline), in total and per
   layer, to show what the augmentation costs.
+* `augment_only_landmarks`: the same default augmentation on faces with
+  landmarks (`with_landmarks=True`): flip, then rotation, translation and
+  zoom drawn as one similarity per image that moves the landmarks too
+  (`random_similarity`: one resampling instead of three).
+
+`--augment-only` skips the decoding measurements.
 
 Prints one JSON object. Usage (from the repository root):
 
@@ -90,7 +96,7 @@ def throughput(ds, size, batch_size, warmup, **kwargs):
     start = time.perf_counter()
     for _ in range(steps_per_epoch(len(ds), batch_size)):
         x, _ = next(iterator)
-        images += int(x.shape[0])
+        images += int((x["image"] if isinstance(x, dict) else x).shape[0])
     return round(images / (time.perf_counter() - start))
 
 
@@ -100,6 +106,14 @@ def decoded(ds, size, rows):
     batches = make_tf_dataset(subset, image_size=size, batch_size=256, augment=False)
     images = np.concatenate([x.numpy() for x, _ in batches]).astype("uint8")
     return AgeDataset("in-memory", age=subset.age[: len(images)], images=images)
+
+
+def with_landmarks(ds, size):
+    """`ds` with the canonical five landmarks of a `size` px face on every image."""
+    from agekeras.layers.aligned_region_pooling import canonical_landmarks
+
+    points = np.broadcast_to(canonical_landmarks(size), (len(ds), 5, 2)).astype("float32")
+    return AgeDataset("in-memory", age=ds.age, images=ds.images, landmarks=points)
 
 
 def decode_ratios(ds, size, sample=200):
@@ -125,6 +139,7 @@ def main(argv=None):
         "--in-memory-rows", type=int, default=2048,
         help="images decoded once for the augmentation-only measurements",
     )
+    parser.add_argument("--augment-only", action="store_true", help="skip the decoding measurements")
     args = parser.parse_args(argv)
     if not pathlib.Path(args.data_dir).is_dir():
         sys.exit(
@@ -144,8 +159,8 @@ def main(argv=None):
         "img_per_s": {},
     }
     for size in args.sizes:
-        run = {"decode_ratio": decode_ratios(ds, size)}
-        for fast in (True, False):
+        run = {} if args.augment_only else {"decode_ratio": decode_ratios(ds, size)}
+        for fast in () if args.augment_only else (True, False):
             suffix = "" if fast else "_no_fast_decode"
             for augment in (False, True):
                 name = "decode_resize" + ("_augment" if augment else "") + suffix
@@ -157,6 +172,9 @@ def main(argv=None):
             memory, size, args.batch_size, args.warmup, augment=False
         )
         run["augment_only"] = throughput(memory, size, args.batch_size, args.warmup, augment=True)
+        run["augment_only_landmarks"] = throughput(
+            with_landmarks(memory, size), size, args.batch_size, args.warmup, augment=True, with_landmarks=True
+        )
         run["augment_only_per_layer"] = {
             name: throughput(memory, size, args.batch_size, args.warmup, augment=config)
             for name, config in SINGLE_LAYERS.items()

@@ -50,3 +50,23 @@ def test_keras_metrics_serialize():
     for m in (M.CumulativeAccuracy(3), M.EpsilonError(), M.GroupAccuracy(1)):
         revived = keras.metrics.deserialize(keras.metrics.serialize(m))
         assert revived.get_config() == m.get_config()
+
+
+def test_known_gender_accuracy_skips_unknown_gender():
+    from agekeras.metrics import KnownGenderAccuracy
+
+    y_true = np.array([0, 1, -1, 1, -1])
+    y_pred = np.array([[0.9, 0.1], [0.8, 0.2], [0.0, 1.0], [0.1, 0.9], [1.0, 0.0]], "float32")
+    metric = KnownGenderAccuracy()
+    metric.update_state(y_true[:3], y_pred[:3])
+    metric.update_state(y_true[3:], y_pred[3:])
+    # 2 right of 3 known; the NumPy reference agrees; SparseCategoricalAccuracy would say 2/5.
+    assert float(metric.result()) == pytest.approx(2 / 3)
+    assert float(metric.result()) == pytest.approx(M.gender_accuracy(y_true, y_pred))
+    metric.reset_state()
+    metric.update_state(np.array([-1, -1]), y_pred[:2])
+    assert float(metric.result()) == 0.0  # nothing known yet: 0, not NaN
+    metric.update_state(np.array([1, 0]), y_pred[:2], sample_weight=np.array([1.0, 0.0]))
+    assert float(metric.result()) == 0.0  # the one weighted known face is wrong
+    restored = KnownGenderAccuracy.from_config(metric.get_config())
+    assert restored.name == "acc"

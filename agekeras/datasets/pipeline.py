@@ -62,9 +62,12 @@ Design notes:
   TensorFlow backend whatever the Keras backend is. The three geometric
   layers each resample every image, which costs more than decoding at 128 px
   (see `benchmarks/input_pipeline.py`). With `with_landmarks=True` only
-  transforms whose effect on the landmarks is exact are allowed: a
-  per-sample horizontal flip (x mirrored, left/right eye and mouth corners
-  swapped so that "left" stays image-left) plus brightness and contrast.
+  transforms whose effect on the landmarks is exact are used: a per-sample
+  horizontal flip (x mirrored, left/right eye and mouth corners swapped so
+  that "left" stays image-left), then one random similarity per image
+  (rotation, zoom and translation with the same factors as the Keras
+  layers, composed into one resampling: `random_similarity`) that moves the
+  landmarks with the image, plus brightness and contrast.
 * **Determinism.** By default (`deterministic=None`) evaluation pipelines are
   deterministic and training pipelines are not (parallel maps may reorder
   elements, which is faster). With `deterministic=True` a training pipeline
@@ -140,8 +143,9 @@ def make_tf_dataset(
             factors (keys `flip`, `rotation`, `translation`, `zoom`,
             `brightness`, `contrast`; 0 or False disables one), `False` for
             none, or `None` for "`True` when `training`". With
-            `with_landmarks=True` only `flip`, `brightness` and `contrast`
-            are allowed.
+            `with_landmarks=True` rotation, translation and zoom are drawn
+            as one similarity per image that moves the landmarks too
+            (`random_similarity`).
         cache: `True` caches the decoded, resized (not augmented) images in
             memory after the first pass; a path caches them to files with
             that prefix (use one path per dataset and image size). Ignored
@@ -300,18 +304,11 @@ def _augment_config(augment, training, with_landmarks):
     if augment is False:
         return None
     config = dict(DEFAULT_AUGMENT)
-    if with_landmarks:
-        config.update({key: 0.0 for key in _GEOMETRIC})
     if isinstance(augment, dict):
         unknown = set(augment) - set(config)
         if unknown:
             raise ValueError(
                 f"Unknown augmentation keys {sorted(unknown)}; expected some of {sorted(config)}."
-            )
-        if with_landmarks and any(augment.get(key) for key in _GEOMETRIC):
-            raise ValueError(
-                "With `with_landmarks=True` only `flip`, `brightness` and `contrast` "
-                f"augmentation is supported; got {augment}."
             )
         config.update(augment)
     elif augment is not True:
@@ -433,7 +430,8 @@ def _make_augmenter(config, seed, with_landmarks, size):
         )
 
     if with_landmarks:
-        return _landmark_augmenter(config["flip"], photometric, seed, size[1])
+        geometric = {key: float(config[key] or 0.0) for key in _GEOMETRIC}
+        return _landmark_augmenter(config["flip"], photometric, seed, size[1], geometric)
 
     layers = []
     if config["flip"]:
@@ -453,9 +451,12 @@ def _make_augmenter(config, seed, with_landmarks, size):
     return augment
 
 
-def _landmark_augmenter(flip, photometric, seed, width):
-    """Flip (moving the landmarks) and photometric changes, per sample."""
+def _landmark_augmenter(flip, photometric, seed, width, geometric=None):
+    """Flip and one random similarity (both moving the landmarks) and
+    photometric changes, per sample."""
+    geometric = {k: v for k, v in (geometric or {}).items() if v}
     generator = tf.random.Generator.from_seed(seed) if flip else None
+    affine_generator = tf.random.Generator.from_seed(seed + 1) if geometric else None
     colour = keras.layers.Pipeline(photometric) if photometric else None
 
     def augment(images, landmarks):
@@ -464,8 +465,60 @@ def _landmark_augmenter(flip, photometric, seed, width):
             mirrored = mirror_landmarks(landmarks, width)
             images = tf.where(coin[:, None, None, None], tf.reverse(images, axis=[2]), images)
             landmarks = tf.where(coin[:, None, None], mirrored, landmarks)
+        if affine_generator is not None:
+            images, landmarks = random_similarity(images, landmarks, affine_generator, **geometric)
         if colour is not None:
             images = colour(images, training=True)
         return images, landmarks
 
     return augment
+
+
+def random_similarity(images, landmarks, generator, *, rotation=0.0, translation=0.0, zoom=0.0,
+                      fill_mode="reflect"):
+    """One random rotation + zoom + translation per image, landmarks moved alike.
+
+    The factors mean what they mean for Keras' `RandomRotation`,
+    `RandomZoom` and `RandomTranslation`: an angle uniform in
+    `+-rotation * 2 pi`, a scale uniform in `[1 - zoom, 1 + zoom]` and a
+    shift uniform in `+-translation` times the image size, per axis. The
+    three are composed into one map about the image centre, so each image is
+    resampled once (bilinear), where the chain of Keras layers resamples it
+    three times. A landmark p (pixel centres at integers) goes to
+    `s R (p - c) + c + t`, the point where its pixel lands.
+
+    Args:
+        images: float32 `(batch, H, W, C)`.
+        landmarks: float32 `(batch, 5, 2)` (x, y) pixels.
+        generator: a `tf.random.Generator` (seeded: reproducible draws).
+        rotation, translation, zoom: the factors (0 disables one).
+        fill_mode: "reflect", "constant", "nearest" or "wrap" (outside the
+            image; Keras' layers default to "reflect").
+
+    Returns:
+        `(images, landmarks)`, same shapes.
+    """
+    shape = tf.shape(images)
+    batch = shape[0]
+    height, width = tf.cast(shape[1], "float32"), tf.cast(shape[2], "float32")
+    angle = generator.uniform([batch], -1.0, 1.0) * (2.0 * math.pi * float(rotation))
+    scale = 1.0 + generator.uniform([batch], -1.0, 1.0) * float(zoom)
+    shift = generator.uniform([batch, 2], -1.0, 1.0) * float(translation) * tf.stack([width, height])
+    centre = tf.stack([(width - 1.0) / 2.0, (height - 1.0) / 2.0])
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    # forward map (input -> output): A p + b, A = s R
+    a = scale[:, None, None] * tf.stack([tf.stack([cos, -sin], -1), tf.stack([sin, cos], -1)], 1)
+    b = centre + shift - tf.linalg.matvec(a, tf.broadcast_to(centre, [batch, 2]))
+    moved = tf.einsum("bij,bkj->bki", a, landmarks) + b[:, None, :]
+    # inverse (output -> input), as the resampler reads it: A^-1 = R^T / s
+    inv = tf.linalg.matrix_transpose(a) / (scale * scale)[:, None, None]
+    inv_b = -tf.linalg.matvec(inv, b)
+    transforms = tf.concat(
+        [inv[:, 0, :], inv_b[:, :1], inv[:, 1, :], inv_b[:, 1:], tf.zeros([batch, 2])], axis=1
+    )
+    warped = tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms, output_shape=shape[1:3], fill_value=0.0,
+        interpolation="BILINEAR", fill_mode=fill_mode.upper(),
+    )  # fmt: skip
+    warped.set_shape(images.shape)
+    return warped, moved

@@ -4,6 +4,7 @@
   the frozen backbone with the attention LSTM, locator and local head).
 - `inspection_model`, `predict_al_outputs`, `al_outputs_on`: the outputs
   of an AL model plus the located box and P_final (Eq. 5).
+- `embeddings_on`: the pooled global feature, for a t-SNE.
 - `ablation_rows`: Table I of the paper (global only, local only, both) on
   our data; `run_row`: a results row from a finished run.
 - `ten_crops`, `ten_crop_predict`: the paper's test-time augmentation.
@@ -143,8 +144,9 @@ def paper_config(config, dataset):
     The optimiser is `"sgd"` of `agekeras.training` (momentum 0.9; Nesterov
     there, plain momentum in the paper's Torch 7 code) with weight decay
     1e-4. Our schedule is the package's warm-up + cosine decay over the same
-    number of epochs, not the paper's single step (/10 after `drop_after`):
-    both end near lr/10 or lower; say so beside any number it produces.
+    number of epochs (ending at lr/100), not the paper's single step to
+    lr/10 after `drop_after` epochs (`agekeras.training` has no step
+    schedule); say so beside any number it produces.
 
     Args:
         config: a `TrainConfig`.
@@ -269,6 +271,14 @@ def al_outputs_on(model, ds, image_size, batch_size=64):
     """Every output of `inspection_model(model)` (boxes and P_final included)
     on every face of the dataset `ds`, in order (NumPy dict)."""
     return predict(inspection_model(model), ds, image_size, batch_size)
+
+
+def embeddings_on(model, ds, image_size, batch_size=64):
+    """The pooled global feature (the locator's input) of every face of
+    `ds`, in order: `(n, d)` NumPy, e.g. for `agekeras.plots.plot_tsne`."""
+    locator = _only_layer(model, AttentionLSTMLocator)
+    embed = keras.Model(model.inputs, {"embedding": locator.input}, name=f"{model.name}_embedding")
+    return np.asarray(predict(embed, ds, image_size, batch_size)["embedding"])
 
 
 def first_images(ds, image_size, n=16):

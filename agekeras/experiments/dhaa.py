@@ -73,10 +73,10 @@ PAPER_RESULTS = [
      "pretraining": "ImageNet"},
     {"method": "DHAA", "MAE": 2.595, "table": "Table 4", "dataset": "FG-NET", "protocol": "leave-one-person-out",
      "pretraining": "ImageNet + IMDB-WIKI"},
-    {"method": "Res18+EX", "MAE": 4.511, "table": "Table 4", "dataset": "CACD", "protocol": "1,800 / 80 / 120 celebrities",
-     "pretraining": "ImageNet"},
-    {"method": "DHAA", "MAE": 4.347, "table": "Table 4", "dataset": "CACD", "protocol": "1,800 / 80 / 120 celebrities",
-     "pretraining": "ImageNet"},
+    {"method": "Res18+EX", "MAE": 4.511, "table": "Table 4", "dataset": "CACD",
+     "protocol": "1,800 / 80 / 120 celebrities", "pretraining": "ImageNet"},
+    {"method": "DHAA", "MAE": 4.347, "table": "Table 4", "dataset": "CACD",
+     "protocol": "1,800 / 80 / 120 celebrities", "pretraining": "ImageNet"},
     # Table 5: ChaLearn LAP 2015, validation set.
     {"method": "Res18+EX", "MAE": 3.291, "epsilon": 0.286, "table": "Table 5", "dataset": "ChaLearn LAP 2015",
      "protocol": "validation set", "pretraining": "ImageNet + IMDB-WIKI"},
@@ -92,23 +92,28 @@ PAPER_SETTINGS = ("table", "dataset", "protocol", "pretraining", "size")
 """The setting keys of `PAPER_RESULTS` rows, for `results_table(settings=...)`."""
 
 
-def paper_rows(methods=None, table=None, dataset=None):
+def paper_rows(methods=None, table=None, dataset=None, protocol=None):
     """The `paper=` argument of `agekeras.tables.results_table`: method label
     -> the paper's number and its setting.
 
     Args:
         methods: optional dict of our method label -> the paper's method name
             (e.g. `{"DHAA (ours)": "DHAA"}`); default: every method, by name.
-        table, dataset: keep only rows whose table contains `table` / whose
-            dataset contains `dataset`.
+        table: keep only the rows of this table number (e.g. 4).
+        dataset, protocol: keep only rows whose dataset / protocol contains
+            this text.
 
     Returns:
-        dict of label -> row (the first matching row of each method); a method
-        with several matching rows gets one entry per row, labelled
-        `"<label>, <protocol> / <pretraining>"`.
+        dict of label -> the paper's row (without "method"). A method with
+        several matching rows gets one entry per row, labelled
+        `"<label>, <dataset>: <protocol> / <pretraining>"`.
     """
-    rows = [r for r in PAPER_RESULTS if (table is None or table in r["table"])
-            and (dataset is None or dataset in r["dataset"])]  # fmt: skip
+    rows = [
+        r for r in PAPER_RESULTS
+        if (table is None or int(table) in _table_numbers(r["table"]))
+        and (dataset is None or dataset in r["dataset"])
+        and (protocol is None or protocol in r["protocol"])
+    ]  # fmt: skip
     wanted = methods or {r["method"]: r["method"] for r in rows}
     out = {}
     for label, name in wanted.items():
@@ -117,6 +122,11 @@ def paper_rows(methods=None, table=None, dataset=None):
             key = label if len(mine) == 1 else f"{label}, {r['dataset']}: {r['protocol']} / {r['pretraining']}"
             out[key] = {k: v for k, v in r.items() if k != "method"}
     return out
+
+
+def _table_numbers(text):
+    """"Table 1 / 3" -> {1, 3}."""
+    return {int(t) for t in text.replace("/", " ").split() if t.isdigit()}
 
 
 # ----- data -----------------------------------------------------------------------

@@ -58,7 +58,9 @@ PAPER_SETTING = dict(
 )
 
 _PAPER_PROTOCOL = "split not stated; seed 1, lr 0.0005, 200 ep, batch 128"
-_PAPER_COLUMNS = dict(dataset="AFAD 15-40 (K = 26)", protocol=_PAPER_PROTOCOL, pretraining="not stated")
+_PAPER_COLUMNS = dict(
+    dataset="AFAD 15-40 (K = 26)", protocol=_PAPER_PROTOCOL, pretraining="not stated", size="not stated"
+)
 
 #: Table I of the paper (ablation on AFAD): MAE and RMSE per method.
 PAPER_TABLE1 = {

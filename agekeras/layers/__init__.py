@@ -4,7 +4,7 @@ Heads shared by the papers: `DEXHead`, `CORALHead` (+ `CORALDecode`,
 `coral_probabilities`, `coral_label`). Each paper adds its own layers below.
 """
 
-from agekeras.layers.coral_head import CORALDecode, CORALHead, coral_label, coral_probabilities
+from agekeras.layers.coral_head import CORALDecode, CORALHead, coral_label, coral_prior_bias, coral_probabilities
 from agekeras.layers.argmax_age import ArgmaxAge
 from agekeras.layers.dex_head import DEXHead
 
@@ -13,6 +13,7 @@ from agekeras.layers.adaptive_stage import AdaptiveStage, adaptive_kernel_and_st
 from agekeras.layers.conv_bn_relu import ConvBNReLU
 from agekeras.layers.osa_module import OSAModule
 from agekeras.layers.rosa_stage import ROSAStage
+from agekeras.layers.orcnn_head import ORCNNHead
 
 # --- AL-ResNets / AL-RoR (notebook 02) ---
 from agekeras.layers.attention_lstm_locator import AttentionLSTMLocator

@@ -36,6 +36,42 @@ REGION_TEMPLATES = {
 }
 DEFAULT_REGIONS = ("global1", "global2", "global3", "left_eye", "nose", "mouth")
 
+# The "ROI pooling" ablation of the paper (Sec. 4.3): axis-aligned boxes centred
+# on a landmark-defined point, as weights over the five landmarks: the nose tip
+# for the global regions; the left-eye centre, the point midway between the nose
+# tip and the midpoint of the eyes, and the mouth centre for the local ones.
+ROI_CENTRES = {
+    "global2": (0.0, 0.0, 1.0, 0.0, 0.0),
+    "global3": (0.0, 0.0, 1.0, 0.0, 0.0),
+    "left_eye": (1.0, 0.0, 0.0, 0.0, 0.0),
+    "nose": (0.25, 0.25, 0.5, 0.0, 0.0),
+    "mouth": (0.0, 0.0, 0.0, 0.5, 0.5),
+}
+
+
+def _box_scale(target):
+    """Per-axis scale of the least-squares box map from `target` onto `CANONICAL`."""
+    tc = target - target.mean(0)
+    sc = CANONICAL - CANONICAL.mean(0)
+    return (tc * sc).sum(0) / (tc * tc).sum(0)
+
+
+def roi_box(region, target):
+    """`(weights (5,), offset (2,), half-size (2,))` of the ROI box of a region.
+
+    The box is centred on `weights @ landmarks + offset` (normalised frame)
+    and has the size the region's template gives on the canonical face (so
+    the box of "global3" is the whole canonical face). Regions of
+    `ROI_CENTRES` use the paper's centres; any other template is centred
+    where the template's centre falls on the canonical face, relative to the
+    mean of the five landmarks.
+    """
+    scale = _box_scale(np.asarray(target, "float64"))
+    if region in ROI_CENTRES:
+        return np.asarray(ROI_CENTRES[region], "float64"), np.zeros(2), scale
+    weights = np.full(5, 0.2)
+    return weights, -scale * np.asarray(target, "float64").mean(0), scale
+
 
 def canonical_landmarks(image_size):
     """`CANONICAL` in pixels of an `image_size` x `image_size` image.
@@ -207,10 +243,14 @@ class AlignedRegionPooling(keras.layers.Layer):
       samples an axis-aligned box and must pass gradient to the box the AL
       locator learns, while ARP samples a general affine grid (rotation,
       shear) from detector landmarks and passes gradient to the features only.
-    * `mode="roi"` is the "ROI pooling" ablation: the same least-squares fit
-      restricted to an axis-aligned box (per-axis scale and shift, `fit_box`),
-      then the same bilinear sampling (RoIAlign-like), so faces are no longer
-      de-rotated.
+    * `mode="roi"` is the "ROI pooling" ablation as the paper describes it
+      (Sec. 4.3): axis-aligned boxes centred on the nose tip for the global
+      regions and on the left-eye centre, the point midway between the nose
+      tip and the eye midpoint, and the mouth centre for the local ones
+      (`ROI_CENTRES`). The box size is ours (the paper gives none): the size
+      of the region on the canonical face, fixed, since the input faces are
+      aligned in advance. Then the same bilinear sampling (RoIAlign-like),
+      so faces are neither de-rotated nor rescaled.
     * Faces without landmarks (any non-finite coordinate) use the canonical
       landmarks (`CANONICAL` in the image frame) when `fill_missing`, i.e. the
       face is assumed to fill the image like an average utkface-dev crop.
@@ -299,15 +339,27 @@ class AlignedRegionPooling(keras.layers.Layer):
             ok = ops.all(ops.isfinite(points), axis=(1, 2), keepdims=True)
             canonical = ops.broadcast_to(ops.convert_to_tensor(CANONICAL.astype("float32")), ops.shape(points))
             points = ops.where(ok, points, canonical)
-        fit = fit_affine if self.mode == "affine" else fit_box
         identity = ops.convert_to_tensor(np.array([[1, 0, 0], [0, 1, 0]], "float32"))
         thetas = []
-        for target in self._targets:
+        for region, target in zip(self.regions, self._targets):
             if target is None:
                 thetas.append(ops.broadcast_to(identity[None], (ops.shape(points)[0], 2, 3)))
+            elif self.mode == "affine":
+                thetas.append(fit_affine(target.astype("float32"), points))
             else:
-                thetas.append(fit(target.astype("float32"), points))
+                thetas.append(self._roi_theta(region, target, points))
         return ops.stack(thetas, axis=1)
+
+    def _roi_theta(self, region, target, points):
+        weights, offset, scale = roi_box(region, target)
+        centre = ops.einsum("k,bkd->bd", ops.convert_to_tensor(weights.astype("float32")), points)
+        centre = centre + ops.convert_to_tensor(offset.astype("float32"))
+        zero = ops.zeros_like(centre[:, :1])
+        sx = zero + float(scale[0])
+        sy = zero + float(scale[1])
+        row_x = ops.concatenate([sx, zero, centre[:, :1]], axis=-1)
+        row_y = ops.concatenate([zero, sy, centre[:, 1:]], axis=-1)
+        return ops.stack([row_x, row_y], axis=1)
 
     def call(self, inputs):
         features, landmarks = inputs

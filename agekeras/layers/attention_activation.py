@@ -47,6 +47,10 @@ class AttentionActivation(keras.layers.Layer):
     >>> act = AttentionActivation("spatial")
     >>> act(np.random.randn(2, 7, 7, 16).astype("float32")).shape
     TensorShape([2, 7, 7, 16])
+
+    Reference: GRA_Net: A Deep Learning Model for Classification of Age and
+    Gender From Facial Images (Garain et al., IEEE Access 2021,
+    https://ieeexplore.ieee.org/document/9446083), Eqs. 4-6.
     """
 
     def __init__(self, mode="mixed", epsilon=1e-5, **kwargs):

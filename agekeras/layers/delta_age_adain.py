@@ -3,6 +3,12 @@
 import keras
 from keras import ops
 
+#: Floor of the standard deviation returned by `instance_statistics`, so that
+#: 1/sigma of a dead (constant) channel stays finite even with epsilon = 0,
+#: and small enough for float16 (1/1e-3 = 1e3, far below 65504). With the
+#: default epsilon (1e-5, sigma >= 3.2e-3) it never binds.
+MIN_STD = 1e-3
+
 
 def instance_statistics(features, epsilon=1e-5, channelwise=True):
     """Mean and standard deviation of feature maps, per image.
@@ -17,6 +23,13 @@ def instance_statistics(features, epsilon=1e-5, channelwise=True):
     normalisation; the authors' PyTorch code uses `Tensor.var()`, i.e. the
     unbiased one (a factor HW/(HW-1), 1.6% at 8x8).
 
+    Dead channels: a constant channel has variance 0, so with epsilon = 0
+    (or an epsilon that underflows, e.g. 1e-8 in float16) sigma would be 0
+    and 1/sigma infinite. The variance + epsilon is therefore floored at
+    `MIN_STD**2` *before* the square root (so the gradient stays finite too)
+    and the statistics are computed in float32, then cast back to the
+    features' dtype. With the default epsilon the floor never binds.
+
     Args:
         features: `(batch, h, w, C)`.
         epsilon: added to the variance.
@@ -29,9 +42,12 @@ def instance_statistics(features, epsilon=1e-5, channelwise=True):
     if len(features.shape) != 4:
         raise ValueError(f"features must be (batch, h, w, C), got shape {tuple(features.shape)}.")
     axes = (1, 2) if channelwise else (1, 2, 3)
-    mean = ops.mean(features, axis=axes, keepdims=True)
-    var = ops.mean(ops.square(features - mean), axis=axes, keepdims=True)
-    return mean, ops.sqrt(var + ops.cast(epsilon, features.dtype))
+    dtype = features.dtype
+    x = ops.cast(features, "float32")
+    mean = ops.mean(x, axis=axes, keepdims=True)
+    var = ops.mean(ops.square(x - mean), axis=axes, keepdims=True)
+    std = ops.sqrt(ops.maximum(var + float(epsilon), MIN_STD**2))
+    return ops.cast(mean, dtype), ops.cast(std, dtype)
 
 
 def check_style(features_shape, s_shape, t_shape):
@@ -67,7 +83,9 @@ class DeltaAgeAdaIN(keras.layers.Layer):
     i.e. AdaIN(E, y) - E: the face re-styled to age y, minus the face
     (because (E - mu)/sigma * sigma + mu = E). mu_c and sigma_c are the
     per-channel statistics of `instance_statistics` (epsilon inside the
-    square root). The AgeDecoder reads one delta map per age.
+    square root; sigma floored at `MIN_STD`, so a dead, constant channel
+    gives finite outputs and gradients). The AgeDecoder reads one delta map
+    per age.
 
     This layer materialises all of them, `(batch, ages, h, w, C)`: 13 MB per
     image for 100 ages of a 512 x 8 x 8 ResNet-18 feature in float32. It is
@@ -97,8 +115,11 @@ class DeltaAgeAdaIN(keras.layers.Layer):
     >>> daa = DeltaAgeAdaIN()
     >>> d = daa([np.random.rand(2, 8, 8, 32).astype("float32"),
     ...          np.ones(100, "float32"), np.zeros(100, "float32")])
-    >>> d.shape
-    TensorShape([2, 100, 8, 8, 32])
+    >>> tuple(d.shape)
+    (2, 100, 8, 8, 32)
+
+    Reference: A Delta Age AdaIN operation for age estimation via binary code
+    transformer (Chen et al., CVPR 2023), https://arxiv.org/abs/2303.07929.
     """
 
     def __init__(self, epsilon=1e-5, **kwargs):
@@ -110,14 +131,19 @@ class DeltaAgeAdaIN(keras.layers.Layer):
             raise ValueError("DeltaAgeAdaIN expects [features, s, t].")
         features, s, t = inputs
         check_style(features.shape, s.shape, t.shape)
+        dtype = features.dtype
+        # float32 inside (also under mixed precision): for a dead channel the
+        # gradient of (E - mu) / sigma has terms of size 1/sigma that cancel
+        # exactly only when they do not overflow float16.
+        features = ops.cast(features, "float32")
         mean, std = instance_statistics(features, self.epsilon)
         normalized = (features - mean) / std  # (B, h, w, C)
         if len(s.shape) == 1:
             s = s[:, None]
             t = t[:, None]
-        s = ops.cast(s, features.dtype)[None, :, None, None, :]  # (1, A, 1, 1, C|1)
-        t = ops.cast(t, features.dtype)[None, :, None, None, :]
-        return (s - std[:, None]) * normalized[:, None] + (t - mean[:, None])
+        s = ops.cast(s, "float32")[None, :, None, None, :]  # (1, A, 1, 1, C|1)
+        t = ops.cast(t, "float32")[None, :, None, None, :]
+        return ops.cast((s - std[:, None]) * normalized[:, None] + (t - mean[:, None]), dtype)
 
     def compute_output_shape(self, input_shape):
         f, s, t = input_shape

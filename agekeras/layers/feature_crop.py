@@ -16,18 +16,23 @@ class FeatureCrop(keras.layers.Layer):
     pooled into the 512-d local feature (done by the model, not here).
 
     An `s x s` grid of points, the centres of an `s x s` partition of the
-    box, is sampled with bilinear interpolation:
+    box, is sampled with bilinear interpolation (as RoIAlign does, one
+    sample per bin):
 
         u_i = x + (i + 1/2) / s * w,   v_j = y + (j + 1/2) / s * h
         p_i = u_i * W - 1/2,           q_j = v_j * H - 1/2      (pixel coords)
-        crop[j, i] = sum_{r, c} k(q_j - r) k(p_i - c) F[r, c],  k(t) = max(0, 1 - |t|)
+        r = floor(q_j), c = floor(p_i), dy = q_j - r, dx = p_i - c
+        crop[j, i] = (1-dy)(1-dx) F[r, c] + (1-dy) dx F[r, c+1]
+                     + dy (1-dx) F[r+1, c] + dy dx F[r+1, c+1]
 
-    The triangle kernel `k` gives exactly the bilinear weights of the four
-    neighbours, and written this way (two small interpolation matrices and an
-    einsum) the crop is differentiable with respect to the box coordinates
-    as well as to the features. `keras.ops.image.affine_transform` would
-    also sample bilinearly, but passes no gradient to its transform, so the
-    locator could not learn.
+    The floor is constant between integers and the fractions dx, dy carry
+    the gradient, so the crop is differentiable in the box everywhere, also
+    when a sample lands exactly on a cell centre (the full box on a 7 x 7
+    map with `s = 7`), where a triangle kernel max(0, 1 - |t|) has a zero
+    (sub)gradient. Written as two small interpolation matrices and an
+    einsum, it is differentiable with respect to the features too.
+    `keras.ops.image.affine_transform` would also sample bilinearly, but
+    passes no gradient to its transform, so the locator could not learn.
 
     Readings of ambiguous points (the paper only says the region is
     "cropped" from the feature map):
@@ -39,9 +44,15 @@ class FeatureCrop(keras.layers.Layer):
     - The crop has a fixed `crop_size` (default 7, the map size at 224 px)
       whatever the box size, so the pooled local feature averages the same
       number of samples for every box (like RoIAlign).
-    - Sample positions outside the map are clamped to the border cells (edge
-      padding), so any box is valid; the AL locator only outputs boxes inside
-      the map anyway.
+    - Zero padding: the map is 0 outside its cells, so a sample in the
+      outer half-cell of the map, or beyond it, blends towards 0. Any box is
+      valid, and a box touching or crossing the border still gets a gradient
+      (clamping positions to the border cells, edge padding, gives none
+      there: on a 2 x 2 map that is half of every box side).
+
+    `AlignedRegionPooling` (DHAA) has its own sampler because it samples
+    rotated grids (a similarity warp fitted to landmarks); this one samples
+    an axis-aligned box, which needs only two 1-D interpolation matrices.
 
     Args:
         crop_size: int `s`, or `(s_h, s_w)`, the size of the sampled grid.
@@ -59,8 +70,11 @@ class FeatureCrop(keras.layers.Layer):
 
     >>> crop = FeatureCrop(crop_size=3)
     >>> out = crop([np.zeros((2, 7, 7, 512), "float32"), np.array([[0.2, 0.2, 0.5, 0.5]] * 2, "float32")])
-    >>> out.shape
-    TensorShape([2, 3, 3, 512])
+    >>> tuple(out.shape)
+    (2, 3, 3, 512)
+
+    Reference: Fine-Grained Age Estimation in the Wild with Attention LSTM
+    Networks (https://arxiv.org/abs/1805.10445).
     """
 
     def __init__(self, crop_size=7, **kwargs):
@@ -86,9 +100,14 @@ class FeatureCrop(keras.layers.Layer):
         """Interpolation matrix `(batch, n_samples, n_cells)` along one axis."""
         steps = (ops.arange(n_samples, dtype=dtype) + 0.5) / n_samples  # (s,)
         rel = start[:, None] + steps[None, :] * length[:, None]  # (B, s)
-        pix = ops.clip(rel * n_cells - 0.5, 0.0, n_cells - 1.0)
-        cells = ops.arange(n_cells, dtype=dtype)
-        return ops.relu(1.0 - ops.abs(pix[:, :, None] - cells[None, None, :]))
+        pix = rel * n_cells - 0.5
+        low = ops.floor(ops.stop_gradient(pix))
+        frac = pix - low  # in [0, 1); carries the gradient
+        cells = ops.arange(n_cells, dtype=dtype)[None, None, :]
+        # Cells outside 0..n-1 match no column: zero padding.
+        at_low = ops.cast(ops.equal(cells, low[:, :, None]), dtype)
+        at_high = ops.cast(ops.equal(cells, low[:, :, None] + 1.0), dtype)
+        return (1.0 - frac)[:, :, None] * at_low + frac[:, :, None] * at_high
 
     def call(self, inputs):
         features, boxes = inputs

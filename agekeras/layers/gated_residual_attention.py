@@ -82,6 +82,12 @@ class GatedResidualAttention(keras.layers.Layer):
     TensorShape([2, 8, 8, 64])
     >>> float(module.gamma_value())
     0.5
+
+    Reference: GRA_Net: A Deep Learning Model for Classification of Age and
+    Gender From Facial Images (Garain et al., IEEE Access 2021,
+    https://ieeexplore.ieee.org/document/9446083); Residual Attention Network
+    for Image Classification (Wang et al., CVPR 2017,
+    https://arxiv.org/abs/1704.06904).
     """
 
     def __init__(

@@ -37,7 +37,7 @@ class GlobalLocalFusion(keras.layers.Layer):
 
     >>> fusion = GlobalLocalFusion(local_weight=0.5, age_min=20)
     >>> p, age = fusion([np.array([[1.0, 0.0]], "float32"), np.array([[0.0, 1.0]], "float32")])
-    >>> np.round(np.asarray(p), 3).tolist(), np.round(np.asarray(age), 3).tolist()
+    >>> np.round(np.asarray(p, "float64"), 3).tolist(), np.round(np.asarray(age, "float64"), 3).tolist()
     ([[0.667, 0.333]], [20.333])
 
     Reference: Fine-Grained Age Estimation in the Wild with Attention LSTM

@@ -5,6 +5,7 @@ import keras
 import numpy as np
 from keras import ops
 
+FEATURE_GRADIENTS = ("both", "group", "none")
 DECADES = (10, 20, 30, 40, 50, 60, 70, 80, 90)
 """Default age-group edges: 0-9, 10-19, ..., 80-89, 90+ (10 groups)."""
 
@@ -36,6 +37,12 @@ class GroupedAgeHead(keras.layers.Layer):
             for G groups); default decades (10 groups).
         age_min: youngest age of the data (bounds the first group).
         age_max: oldest age of the data (bounds the last group).
+        feature_gradient: which output's loss may reach the input features:
+            "both" (default), "group" (the age output reads the features
+            through a stop-gradient: it trains the head only, e.g. an
+            age-group model whose age output is a probe) or "none" (both
+            outputs read stopped features: a probe on a network trained by
+            other heads). The forward values are the same in every case.
         **kwargs: base `Layer` arguments.
 
     Call arguments:
@@ -60,8 +67,11 @@ class GroupedAgeHead(keras.layers.Layer):
     https://ieeexplore.ieee.org/document/9446083).
     """
 
-    def __init__(self, group_edges=DECADES, age_min=0, age_max=100, **kwargs):
+    def __init__(self, group_edges=DECADES, age_min=0, age_max=100, feature_gradient="both", **kwargs):
         super().__init__(**kwargs)
+        if feature_gradient not in FEATURE_GRADIENTS:
+            raise ValueError(f"feature_gradient must be one of {FEATURE_GRADIENTS}; got {feature_gradient!r}.")
+        self.feature_gradient = feature_gradient
         edges = [float(e) for e in group_edges]
         if not edges or any(b <= a for a, b in zip(edges, edges[1:])):
             raise ValueError(f"group_edges must be a non-empty increasing list; got {group_edges!r}.")
@@ -85,17 +95,23 @@ class GroupedAgeHead(keras.layers.Layer):
         self.reg_bias = self.add_weight(name="reg_bias", shape=(g,), initializer="zeros")
 
     def call(self, inputs):
-        probs = ops.softmax(ops.matmul(inputs, self.cls_kernel) + self.cls_bias, axis=-1)
-        position = ops.sigmoid(ops.matmul(inputs, self.reg_kernel) + self.reg_bias)
+        stopped = ops.stop_gradient(inputs) if self.feature_gradient != "both" else inputs
+        probs = self._group_probs(stopped if self.feature_gradient == "none" else inputs)
+        age_probs = probs if self.feature_gradient == "both" else self._group_probs(stopped)
+        position = ops.sigmoid(ops.matmul(stopped, self.reg_kernel) + self.reg_bias)
         ages = ops.convert_to_tensor(self.lower, probs.dtype) + position * ops.convert_to_tensor(
             self.width, probs.dtype
         )
-        return probs, ops.sum(probs * ages, axis=-1)
+        return probs, ops.sum(age_probs * ages, axis=-1)
+
+    def _group_probs(self, x):
+        return ops.softmax(ops.matmul(x, self.cls_kernel) + self.cls_bias, axis=-1)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.num_groups,), tuple(input_shape[:-1])
 
     def get_config(self):
         config = super().get_config()
-        config.update({"group_edges": self.group_edges, "age_min": self.age_min, "age_max": self.age_max})
+        config.update({"group_edges": self.group_edges, "age_min": self.age_min, "age_max": self.age_max,
+                       "feature_gradient": self.feature_gradient})
         return config

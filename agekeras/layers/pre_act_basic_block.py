@@ -6,17 +6,26 @@ import keras
 @keras.saving.register_keras_serializable(package="agekeras")
 class PreActBasicBlock(keras.layers.Layer):
     """Pre-activation basic residual block (He et al., "Identity Mappings in
-    Deep Residual Networks", 2016), the unit of the RoR backbones of the
-    AL-RoR paper (Eq. 1 there: x_{l+1} = x_l + F(x_l), the "final-level"
-    shortcut of RoR):
+    Deep Residual Networks", 2016), the unit of our RoR-34 backbone:
 
         F(x) = conv3x3(ReLU(BN(conv3x3_s(ReLU(BN(x))))))
-        y = shortcut(x) + F(x)
+        x_{l+1} = shortcut(x_l) + F(x_l)
 
     The shortcut is the identity when the shape is kept, else a 1x1 conv of
     stride `s` applied to the pre-activated input ReLU(BN(x)) (the
     pre-activation ResNet's projection: the BN-ReLU is shared with the
     residual branch).
+
+    The AL paper's Eq. 1 writes the post-activation block of the original
+    ResNet: y_l = h(x_l) + F(x_l, W_l), x_{l+1} = f(y_l), with h the identity
+    and f a ReLU applied after the addition. Here f is the identity (the
+    ReLUs sit inside F, before each convolution). Our choice for RoR-34, and
+    why: the paper's RoR-34 starts from ImageNet weights, which we do not
+    have; trained from random weights, a sum that no ReLU follows lets the
+    final-, middle- and root-level shortcuts of RoR add up unclipped, which
+    is the form RoR's own paper uses for its deeper models (Pre-RoR). The
+    post-activation block of Eq. 1 is the one of `al_resnet34`
+    (`agekeras.models.backbones.basic_block`).
 
     Stochastic depth (Huang et al., 2016; "optional" in the AL paper): with
     `drop_rate` p the residual branch of a whole sample is dropped with
@@ -42,8 +51,12 @@ class PreActBasicBlock(keras.layers.Layer):
     Example:
 
     >>> block = PreActBasicBlock(128, stride=2)
-    >>> block(np.zeros((2, 8, 8, 64), "float32")).shape
-    TensorShape([2, 4, 4, 128])
+    >>> tuple(block(np.zeros((2, 8, 8, 64), "float32")).shape)
+    (2, 4, 4, 128)
+
+    Reference: Identity Mappings in Deep Residual Networks
+    (https://arxiv.org/abs/1603.05027); Fine-Grained Age Estimation in the
+    Wild with Attention LSTM Networks (https://arxiv.org/abs/1805.10445).
     """
 
     def __init__(self, filters, stride=1, drop_rate=0.0, kernel_initializer="he_normal", **kwargs):

@@ -4,7 +4,7 @@ the Residual Attention Network ("AttentionNeXt") and of GRA_Net."""
 import keras
 from keras import ops
 
-from agekeras.layers.pre_act_residual_unit import _ceil_div, _check_image_rank
+from agekeras.layers.pre_act_residual_unit import _ceil_div, _check_image_rank, batch_norm
 
 
 @keras.saving.register_keras_serializable(package="agekeras")
@@ -85,7 +85,7 @@ class ResNeXtUnit(keras.layers.Layer):
         )
 
     def _bn(self, name):
-        return keras.layers.BatchNormalization(dtype=self.dtype_policy, name=name)
+        return batch_norm(self.dtype_policy, name)  # momentum 0.9, epsilon 1e-5
 
     def build(self, input_shape):
         _check_image_rank(self, input_shape)

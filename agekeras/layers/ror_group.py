@@ -25,8 +25,9 @@ class RoRGroup(keras.layers.Layer):
 
     Readings of ambiguous points:
 
-    - The blocks keep their own shortcuts, including the last block's (the
-      issue text: "besides the blocks' own (final-level) shortcuts").
+    - The blocks keep their own shortcuts, including the last block's (Eq. 2
+      of the AL paper adds g, the middle-level shortcut, to h(x_l) +
+      F(x_l, W_l), the last block's own sum).
     - The middle-level projection takes the group's raw input x (the
       pre-activation sum), not a BN-ReLU of it, so the identity and the
       projection shortcuts see the same signal.
@@ -53,8 +54,12 @@ class RoRGroup(keras.layers.Layer):
     Example:
 
     >>> group = RoRGroup(128, blocks=4, stride=2)
-    >>> group(np.zeros((2, 16, 16, 64), "float32")).shape
-    TensorShape([2, 8, 8, 128])
+    >>> tuple(group(np.zeros((2, 16, 16, 64), "float32")).shape)
+    (2, 8, 8, 128)
+
+    Reference: Residual Networks of Residual Networks: Multilevel Residual
+    Networks (https://arxiv.org/abs/1608.02908); Fine-Grained Age Estimation
+    in the Wild with Attention LSTM Networks (https://arxiv.org/abs/1805.10445).
     """
 
     def __init__(self, filters, blocks, stride=1, middle_shortcut=True, drop_rates=None, **kwargs):

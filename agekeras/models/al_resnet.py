@@ -46,6 +46,7 @@ from __future__ import annotations
 import pathlib
 
 import keras
+import numpy as np
 
 from agekeras.layers import AttentionLSTMLocator, DEXHead, FeatureCrop, GlobalLocalFusion, RoRGroup
 from agekeras.models.backbones import scale_inputs
@@ -67,6 +68,7 @@ def ror_backbone(
     middle_shortcuts=True,
     root_shortcut=True,
     stochastic_depth=0.0,
+    small_input=False,
     name="ror34_backbone",
 ):
     """RoR-34 feature extractor `(H, W, 3) in [-1, 1] -> (H/32, W/32, 512)`.
@@ -86,24 +88,33 @@ def ror_backbone(
         stochastic_depth: largest drop rate; block i of n drops its residual
             branch with rate `stochastic_depth * (i + 1) / n` (RoR's linear
             decay rule). 0 disables it.
+        small_input: for small faces: no stem max-pool and a stride-1 last
+            group, so the total stride is 8 instead of 32 and a 64 px face
+            ends in an 8 x 8 map (the paper's is 7 x 7 at 224 px; the
+            standard layout gives 2 x 2 at 64 px, too small to locate a
+            region in). Our choice for CPU runs, not the paper's.
         name: model name.
     """
     inputs = keras.Input(tuple(input_shape), name="ror_input")
     x = keras.layers.Conv2D(filters[0], 7, strides=2, padding="same", use_bias=False, name="stem_conv")(inputs)
     x = keras.layers.BatchNormalization(epsilon=1e-5, name="stem_bn")(x)
     x = keras.layers.ReLU(name="stem_relu")(x)
-    x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
+    if not small_input:
+        x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
     root_input = x
     total = sum(blocks)
     done = 0
+    strides = [1] + [2] * (len(blocks) - 1)
+    if small_input:
+        strides[-1] = 1
     for i, (f, n) in enumerate(zip(filters, blocks)):
         rates = [stochastic_depth * (done + j + 1) / total for j in range(n)]
         done += n
         x = RoRGroup(
-            f, n, stride=1 if i == 0 else 2, middle_shortcut=middle_shortcuts, drop_rates=rates, name=f"group{i + 1}"
+            f, n, stride=strides[i], middle_shortcut=middle_shortcuts, drop_rates=rates, name=f"group{i + 1}"
         )(x)
     if root_shortcut:
-        stride = 2 ** (len(blocks) - 1)
+        stride = int(np.prod(strides))
         r = keras.layers.Conv2D(filters[-1], 1, strides=stride, padding="same", use_bias=False, name="root_conv")(
             root_input
         )
@@ -140,7 +151,7 @@ def al_model(
     local_weight=0.5,
     lstm_units=128,
     crop_size=7,
-    min_box=0.25,
+    min_box=0.1,
     carry_state=True,
     inference_mode="independent",
     global_only=False,
@@ -228,16 +239,16 @@ def copy_matching_weights(model, source):
 @register("ror34_dex", paper=PAPER, description="RoR-34 (middle + root shortcuts) + DEX head (AL paper's plain RoR)")
 def ror34_dex(
     input_shape=(64, 64, 3), num_classes=101, age_min=0, middle_shortcuts=True, root_shortcut=True,
-    stochastic_depth=0.0, dropout=0.0,
+    stochastic_depth=0.0, dropout=0.0, small_input=False,
 ):
     """RoR-34 + DEX head: the stage-1 model of `al_ror34`.
 
     Args: input_shape, num_classes, age_min; middle_shortcuts, root_shortcut,
-    stochastic_depth (see `ror_backbone`); dropout before the head.
+    stochastic_depth, small_input (see `ror_backbone`); dropout before the head.
     """
     backbone = ror_backbone(
         input_shape, middle_shortcuts=middle_shortcuts, root_shortcut=root_shortcut,
-        stochastic_depth=stochastic_depth,
+        stochastic_depth=stochastic_depth, small_input=small_input,
     )
     return age_model(
         backbone, input_shape=input_shape, head="dex", num_classes=num_classes, age_min=age_min,
@@ -248,12 +259,13 @@ def ror34_dex(
 @register("al_ror34", paper=PAPER, description="AL-RoR-34: RoR-34 + attention-LSTM local head (Eq. 5 fusion, DEX)")
 def al_ror34(
     input_shape=(64, 64, 3), num_classes=101, age_min=0, middle_shortcuts=True, root_shortcut=True,
-    stochastic_depth=0.0, **kwargs,
+    stochastic_depth=0.0, small_input=False, **kwargs,
 ):
-    """AL-RoR-34 (kwargs of `al_model`: init_from, freeze_backbone, global_only, ...)."""
+    """AL-RoR-34 (backbone arguments of `ror_backbone`; kwargs of `al_model`:
+    init_from, freeze_backbone, global_only, ...)."""
     backbone = ror_backbone(
         input_shape, middle_shortcuts=middle_shortcuts, root_shortcut=root_shortcut,
-        stochastic_depth=stochastic_depth,
+        stochastic_depth=stochastic_depth, small_input=small_input,
     )
     return al_model(backbone, input_shape=input_shape, num_classes=num_classes, age_min=age_min,
                     name="al_ror34", **kwargs)

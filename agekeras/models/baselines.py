@@ -15,7 +15,7 @@ and ends with a head in float32 (mixed-precision safe).
 
 import keras
 
-from agekeras.layers import ArgmaxAge, CORALDecode, CORALHead, DEXHead
+from agekeras.layers import ArgmaxAge, CORALDecode, CORALHead, DEXHead, ORCNNHead
 from agekeras.models.backbones import RESNET_BLOCKS, resnet_v1, scale_inputs
 from agekeras.models.registry import register
 
@@ -43,19 +43,25 @@ def resnet_backbone(depth, input_shape, pretrained=False, name=None):
     raise ValueError(f"depth must be 18, 34 or 50, got {depth}")
 
 
-def age_model(features_fn, *, input_shape, head, num_classes, age_min, dropout=0.0, name, gender=False):
+def age_model(
+    features_fn, *, input_shape, head, num_classes, age_min, dropout=0.0, name, gender=False, age_prior=None
+):
     """Wrap a feature extractor with input scaling, pooling and an age head.
 
     Args:
         features_fn: callable `(scaled images) -> feature map (B, h, w, C)`.
         input_shape: `(H, W, 3)`.
-        head: "dex", "coral", "regression" or "classification" (softmax only,
+        head: "dex", "coral", "orcnn" (K-1 independent binary tasks, decoded
+            by counting), "regression" or "classification" (softmax only,
             the predicted age is the arg-max class).
         num_classes: number of age classes K (ages age_min..age_min+K-1).
         age_min: age of class 0.
         dropout: dropout rate before the head.
         name: model name.
         gender: add a "gender_probs" output.
+        age_prior: optional P(class = k) of the training labels (length K):
+            the DEX / classification / CORAL / OR-CNN heads start their
+            biases at it (see `CORALHead`, `DEXHead`); ignored by "regression".
 
     Returns:
         A `keras.Model` with dict outputs (see `agekeras.models.outputs`).
@@ -64,35 +70,39 @@ def age_model(features_fn, *, input_shape, head, num_classes, age_min, dropout=0
     x = scale_inputs(inputs)
     x = features_fn(x)
     x = keras.layers.GlobalAveragePooling2D(name="embedding")(x)
-    return keras.Model(inputs, age_outputs(x, head, num_classes, age_min, dropout, gender), name=name)
+    return keras.Model(inputs, age_outputs(x, head, num_classes, age_min, dropout, gender, age_prior), name=name)
 
 
-def age_outputs(x, head, num_classes, age_min, dropout=0.0, gender=False):
-    """The conventional output dict for features `x` `(B, d)` (see `age_model`)."""
+def age_outputs(x, head, num_classes, age_min, dropout=0.0, gender=False, age_prior=None):
+    """The conventional output dict for features `x` `(B, d)` (see `age_model`, also for `age_prior`)."""
     if dropout:
         x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     outputs = {}
     if head == "dex":
-        probs, age = DEXHead(num_classes, age_min=age_min, dtype="float32", name="dex_head")(x)
+        probs, age = DEXHead(num_classes, age_min=age_min, age_prior=age_prior, dtype="float32", name="dex_head")(x)
         outputs.update(age_probs=probs, age=age)
     elif head == "coral":
-        logits = CORALHead(num_classes, dtype="float32", name="coral_head")(x)
+        logits = CORALHead(num_classes, age_prior=age_prior, dtype="float32", name="coral_head")(x)
         outputs.update(age_logits=logits, age=CORALDecode(age_min, dtype="float32", name="coral_age")(logits))
+    elif head == "orcnn":
+        logits = ORCNNHead(num_classes, age_prior=age_prior, dtype="float32", name="orcnn_head")(x)
+        outputs.update(age_logits=logits, age=CORALDecode(age_min, dtype="float32", name="orcnn_age")(logits))
     elif head == "classification":
-        probs, _ = DEXHead(num_classes, age_min=age_min, dtype="float32", name="cls_head")(x)
+        probs, _ = DEXHead(num_classes, age_min=age_min, age_prior=age_prior, dtype="float32", name="cls_head")(x)
         outputs.update(age_probs=probs, age=ArgmaxAge(age_min, dtype="float32", name="argmax_age")(probs))
     elif head == "regression":
         y = keras.layers.Dense(1, dtype="float32", name="age_dense")(x)
         outputs.update(age=keras.layers.Reshape((), name="age_reshape")(y))
     else:
-        raise ValueError(f"head must be dex, coral, classification or regression; got {head!r}")
+        raise ValueError(f"head must be dex, coral, orcnn, classification or regression; got {head!r}")
     if gender:
         outputs["gender_probs"] = keras.layers.Dense(2, activation="softmax", dtype="float32", name="gender_head")(x)
     return outputs
 
 
 def _resnet(depth, head):
-    def build(input_shape=(64, 64, 3), num_classes=101, age_min=0, dropout=0.0, pretrained=False, gender=False):
+    def build(input_shape=(64, 64, 3), num_classes=101, age_min=0, dropout=0.0, pretrained=False, gender=False,
+              age_prior=None):
         backbone = resnet_backbone(depth, input_shape, pretrained=pretrained)
         return age_model(
             backbone,
@@ -103,11 +113,25 @@ def _resnet(depth, head):
             dropout=dropout,
             gender=gender,
             name=f"resnet{depth}_{head}",
+            age_prior=age_prior,
         )
+
+    if head == "regression":  # no class prior to start from: no `age_prior` argument
+
+        def build_regression(input_shape=(64, 64, 3), num_classes=101, age_min=0, dropout=0.0, pretrained=False,
+                             gender=False):
+            return build(input_shape, num_classes, age_min, dropout, pretrained, gender)
+
+        build_regression.__doc__ = (
+            f"ResNet-{depth} with a regression head (Args: input_shape, num_classes, age_min, dropout, "
+            "pretrained, gender)."
+        )
+        return build_regression
 
     build.__doc__ = (
         f"ResNet-{depth} with a {head.upper() if head != 'regression' else 'regression'} head "
-        f"(Args: input_shape, num_classes, age_min, dropout, pretrained, gender)."
+        f"(Args: input_shape, num_classes, age_min, dropout, pretrained, gender, age_prior: P(class = k) "
+        f"of the training labels, the head's starting bias)."
     )
     return build
 

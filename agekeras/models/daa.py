@@ -262,16 +262,20 @@ def daa_model(
     adain = DeltaAgeAdaIN(epsilon, name="delta_age_adain") if decoder == "naive" else None
     age_decoder = AgeDecoder(decoder_channels, epsilon=epsilon, delta_scale=delta_scale, dtype="float32",
                              name="age_decoder")
-    return _daa_graph(input_shape, enc, comparison, stats, adain, age_decoder,
+    return daa_graph(input_shape, enc, comparison, stats, adain, age_decoder,
                       name or f"daa_{encoder}_{variant}")
 
 
-def _daa_graph(input_shape, encoder, comparison, stats, adain, decoder, name, with_deltas=False):
-    """Wire the DAA layers into a functional model (also used by `with_interval`
-    and, with the per-age deltas as extra outputs, by `with_delta_outputs`).
+def daa_graph(input_shape, encoder, comparison, stats, adain, decoder, name, with_deltas=False):
+    """Wire the DAA layers into a functional model image -> {"age"}.
 
-    Images and template faces share the one FaceEncoder; each is rescaled
-    by `scale_inputs` (weightless).
+    features = FaceEncoder(image); (s_y, t_y, y) from the binary code mapping
+    (Eq. 7) or from the template faces' statistics (Eqs. 3, 5); the
+    AgeDecoder turns [features, s, t, y] (or the naive `DeltaAgeAdaIN` maps)
+    into the deltas Delta_y and the age mean_y (y - Delta_y) (Eqs. 8-9).
+    Images and template faces share the one FaceEncoder. Also used by
+    `with_interval` and, with the deltas as extra outputs, by
+    `with_delta_outputs`.
     """
     inputs = keras.Input(tuple(input_shape), name="image")
     features = encoder(scale_inputs(inputs))
@@ -289,7 +293,7 @@ def _daa_graph(input_shape, encoder, comparison, stats, adain, decoder, name, wi
 
 
 def _daa_parts(model):
-    """The layers `_daa_graph` needs, found by type in a DAA model."""
+    """The layers `daa_graph` needs, found by type in a DAA model."""
 
     def of_type(kind):
         return [layer for layer in model.layers if isinstance(layer, kind)]
@@ -357,14 +361,14 @@ def with_interval(model, interval):
     new.build()
     new.set_weights(old.get_weights())
     parts["comparison"] = new
-    return _daa_graph(model.inputs[0].shape[1:], name=f"{model.name}_every{int(interval)}", **parts)
+    return daa_graph(model.inputs[0].shape[1:], name=f"{model.name}_every{int(interval)}", **parts)
 
 
 def with_delta_outputs(model):
     """The same DAA model (shared layers and weights) with two more outputs:
     `{"age": (batch,), "deltas": (batch, A), "comparison_ages": (A,)}`, the
     per-age delta ages Delta_y of Eq. 8 and the ages y they compare with."""
-    return _daa_graph(model.inputs[0].shape[1:], name=f"{model.name}_deltas", with_deltas=True,
+    return daa_graph(model.inputs[0].shape[1:], name=f"{model.name}_deltas", with_deltas=True,
                       **_daa_parts(model))
 
 

@@ -26,8 +26,9 @@ the output-name conventions (`agekeras.models.outputs`): every `age_probs*`
 output gets a sparse cross-entropy.
 
 Ablation flags of `dhaa` (Table 1, Fig. 5): `branches` (any non-empty subset
-of global, local, global_local), `pooling="roi"` (axis-aligned boxes instead
-of ARP), `fusion="fc"` (shared FC instead of the LSTM), `sub_losses=False`
+of global, local, global_local), `pooling="roi"` (axis-aligned boxes centred on
+the paper's points instead of ARP, see `AlignedRegionPooling`), `fusion="fc"`
+(shared FC instead of the LSTM), `sub_losses=False`
 (the nine sub-network classifiers and their outputs are not built: their
 loss is removed, which is the same as a loss weight of 0, and the model is
 smaller by nine heads).

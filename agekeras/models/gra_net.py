@@ -14,7 +14,7 @@ Registered models:
 Outputs (see `agekeras.models.outputs`): `gender_probs` (2-way softmax,
 cross-entropy, unknown gender ignored), `group_probs` (softmax over the age
 groups, cross-entropy on the group index computed from the age by
-`group_targets`), `age` (years, SmoothL1 loss).
+`group_targets`), `age` (years, SmoothL1 loss with weight 0.1: `LOSS_WEIGHTS`).
 
 The age head is `agekeras.layers.GroupedAgeHead` (our reading of the report's
 "label division": the expected age over groups of group start + regressed
@@ -35,10 +35,24 @@ import keras
 
 from agekeras.layers import GatedResidualAttention, GroupedAgeHead
 from agekeras.layers.grouped_age_head import DECADES
+from agekeras.layers.pre_act_residual_unit import batch_norm
 from agekeras.layers.soft_mask_branch import residual_unit
 from agekeras.losses import SmoothL1
 from agekeras.models.backbones import scale_inputs
 from agekeras.models.registry import register
+
+TASKS = ("joint", "gender", "age_group", "age")
+"""What a `gra_net` model is trained for (see `gra_net`)."""
+
+LOSS_WEIGHTS = {"age": 0.1, "group_probs": 1.0, "gender_probs": 1.0}
+"""Registry loss weights: the age output is in years, so at initialisation its SmoothL1
+loss sends a gradient ~10x larger into the shared features than the group and gender
+cross-entropies (2.5 vs 0.24 and 0.23 at Attention-56, 32 px, batch 32); 0.1 brings the
+three to the same order (`agekeras.experiments.gra_net.task_gradient_norms`). Keras
+wants one weight per loss, so every output is named."""
+
+SMALL_STEM_BELOW = 64
+"""`stem="auto"` uses the small stem for inputs smaller than this (the report's 32 px)."""
 
 ATTENTION_STAGES = {56: (1, 1, 1), 92: (1, 2, 3)}
 """Attention modules per stage (Wang et al., 2017, Table 2)."""
@@ -65,15 +79,15 @@ def _stem(x, kind, filters, init):
     if kind == "imagenet":
         x = keras.layers.Conv2D(filters, 7, strides=2, padding="same", use_bias=False,
                                 kernel_initializer=init, name="stem_conv")(x)
-        x = keras.layers.BatchNormalization(name="stem_bn")(x)
+        x = batch_norm(None, "stem_bn")(x)
         x = keras.layers.ReLU(name="stem_relu")(x)
         return keras.layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
     if kind == "small":
         x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
                                 kernel_initializer=init, name="stem_conv")(x)
-        x = keras.layers.BatchNormalization(name="stem_bn")(x)
+        x = batch_norm(None, "stem_bn")(x)
         return keras.layers.ReLU(name="stem_relu")(x)
-    raise ValueError(f"stem must be 'imagenet' or 'small'; got {kind!r}.")
+    raise ValueError(f"stem must be 'auto', 'imagenet' or 'small'; got {kind!r}.")
 
 
 def attention_features(
@@ -87,7 +101,7 @@ def attention_features(
     gamma_mode="learned",
     gamma=0.5,
     fusion="gated",
-    stem="imagenet",
+    stem="small",
     kernel_initializer="he_normal",
 ):
     """The Attention-56/92 body: `(B, H, W, 3)` scaled images -> `(B, h, w, 32 * base_filters)`.
@@ -123,17 +137,37 @@ def attention_features(
     for i in range(3):
         x = make_unit(base_filters * 32, 2 if i == 0 else 1, f"stage4_unit{i + 1}")(x)
     if unit == "preact":  # pre-activation units leave the last map un-normalised
-        x = keras.layers.BatchNormalization(name="final_bn")(x)
+        x = batch_norm(None, "final_bn")(x)
         x = keras.layers.ReLU(name="final_relu")(x)
     return x
 
 
-def _build(name, input_shape, num_classes, age_min, group_edges, dropout, **body):
+def resolve_stem(stem, input_shape):
+    """"auto" -> "small" below `SMALL_STEM_BELOW` px, else "imagenet"; other values unchanged."""
+    if stem == "auto":
+        return "small" if min(input_shape[:2]) < SMALL_STEM_BELOW else "imagenet"
+    return stem
+
+
+# task -> (outputs, GroupedAgeHead.feature_gradient)
+_TASK_HEADS = {
+    "joint": (("age", "group_probs", "gender_probs"), "both"),
+    "gender": (("age", "gender_probs"), "none"),
+    "age_group": (("age", "group_probs"), "group"),
+    "age": (("age",), "both"),
+}
+
+
+def _build(name, input_shape, num_classes, age_min, group_edges, dropout, task="joint", **body):
     input_shape = tuple(input_shape)
     if len(input_shape) != 3 or input_shape[-1] != 3:
         raise ValueError(f"input_shape must be (height, width, 3); got {input_shape}.")
     if min(input_shape[:2]) < 32:
         raise ValueError(f"GRA_Net needs inputs of at least 32x32 px; got {input_shape}.")
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}; got {task!r}.")
+    names, feature_gradient = _TASK_HEADS[task]
+    body["stem"] = resolve_stem(body.get("stem", "auto"), input_shape)
     inputs = keras.Input(input_shape, name="image")
     x = scale_inputs(inputs)
     x = attention_features(x, **body)
@@ -141,11 +175,13 @@ def _build(name, input_shape, num_classes, age_min, group_edges, dropout, **body
     if dropout:
         x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     group_probs, age = GroupedAgeHead(
-        group_edges, age_min=age_min, age_max=age_min + num_classes - 1, dtype="float32", name="age_head"
+        group_edges, age_min=age_min, age_max=age_min + num_classes - 1, feature_gradient=feature_gradient,
+        dtype="float32", name="age_head",
     )(x)
-    gender = keras.layers.Dense(2, activation="softmax", dtype="float32", name="gender_head")(x)
-    outputs = {"age": age, "group_probs": group_probs, "gender_probs": gender}
-    return keras.Model(inputs, outputs, name=name)
+    outputs = {"age": age, "group_probs": group_probs}
+    if "gender_probs" in names:
+        outputs["gender_probs"] = keras.layers.Dense(2, activation="softmax", dtype="float32", name="gender_head")(x)
+    return keras.Model(inputs, {k: outputs[k] for k in names}, name=name)
 
 
 @register(
@@ -153,6 +189,7 @@ def _build(name, input_shape, num_classes, age_min, group_edges, dropout, **body
     paper="gra_net",
     description="GRA_Net: gated residual attention (Attention-56/92) + gender, age-group and age heads",
     losses={"age": SmoothL1(name="age_smooth_l1")},
+    loss_weights=LOSS_WEIGHTS,
     targets=group_targets,
 )
 def gra_net(
@@ -168,8 +205,9 @@ def gra_net(
     base_filters=64,
     cardinality=32,
     group_edges=DECADES,
-    stem="imagenet",
+    stem="auto",
     dropout=0.0,
+    task="joint",
 ):
     """GRA_Net (Garain et al., 2021).
 
@@ -188,14 +226,30 @@ def gra_net(
             the paper).
         cardinality: groups of the ResNeXt units.
         group_edges: ages starting a new group (default decades).
-        stem: "imagenet" (7x7/2 conv + max-pool, the original) or "small".
+        stem: "imagenet" (7x7/2 conv + max-pool, the Attention-56 original),
+            "small" (one 3x3/1 conv) or "auto" (default): small below 64 px,
+            so that at the report's 32 px the three attention stages run at
+            32, 16 and 8 px instead of 8, 4 and 2 (where the depth-3 mask
+            pools a 8x8 map down to 1x1).
         dropout: dropout before the heads.
+        task: what the model learns. The report trains separate models: a
+            gender model and an age-category model (33 M parameters each),
+            and an exact-age regression model. "gender": outputs
+            `gender_probs` and a probe `age` (its head reads the features
+            through a stop-gradient, so only gender trains the network);
+            "age_group": `group_probs` and a probe `age` decoded by the
+            group head (only the group cross-entropy trains the network);
+            "age": `age` only (exact age; the grouped head trained by the
+            age loss). "joint" (default): all three heads on one network,
+            our addition. Every model keeps an `age` output, which training
+            monitors (`val_age_mae`) to keep the best checkpoint: for
+            "gender" that is the probe's MAE, not the gender accuracy.
 
     Returns:
-        A model with outputs `age`, `group_probs`, `gender_probs`.
+        A model with outputs `age` and, by task, `group_probs`, `gender_probs`.
     """
     return _build(
-        "gra_net", input_shape, num_classes, age_min, group_edges, dropout,
+        "gra_net", input_shape, num_classes, age_min, group_edges, dropout, task=task,
         depth=depth, base_filters=base_filters, unit=unit, cardinality=cardinality, attention=attention,
         gamma_mode=gamma_mode, gamma=gamma, fusion=fusion, stem=stem,
     )
@@ -206,6 +260,7 @@ def gra_net(
     paper="gra_net",
     description="Residual Attention Network-56 ((1 + M) * F fusion, gamma fixed 0) with GRA_Net's heads",
     losses={"age": SmoothL1(name="age_smooth_l1")},
+    loss_weights=LOSS_WEIGHTS,
     targets=group_targets,
 )
 def residual_attention56(
@@ -217,7 +272,7 @@ def residual_attention56(
     base_filters=64,
     cardinality=32,
     group_edges=DECADES,
-    stem="imagenet",
+    stem="auto",
     dropout=0.0,
 ):
     """Residual Attention Network (Attention-56) baseline: O = (1 + K(X)) * F(X).

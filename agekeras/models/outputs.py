@@ -20,6 +20,7 @@ import keras
 
 from agekeras.ages import class_index
 from agekeras.losses import CORALLoss, SmoothL1
+from agekeras.metrics import KnownGenderAccuracy
 
 PREFIXES = ("age_probs", "age_logits", "group_probs", "gender_probs")
 
@@ -117,8 +118,8 @@ def compile_args(model, *, head_is_regression=False, overrides=None, loss_weight
         ]
     }
     for name in names:
-        if name.startswith("gender_probs"):
-            metrics[name] = [keras.metrics.SparseCategoricalAccuracy(name="acc")]
+        if name.startswith("gender_probs"):  # unknown gender (-1) is skipped, not counted wrong
+            metrics[name] = [KnownGenderAccuracy(name="acc")]
         if name.startswith("group_probs"):
             metrics[name] = [keras.metrics.SparseCategoricalAccuracy(name="acc")]
     weights = {k: float(v) for k, v in (loss_weights or {}).items() if k in losses}

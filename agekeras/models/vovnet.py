@@ -135,7 +135,7 @@ def _check_input_shape(input_shape, minimum=32):
 
 
 def _vovnet(depth):
-    def build(input_shape=(64, 64, 3), num_classes=101, age_min=0, dropout=0.0, gender=False):
+    def build(input_shape=(64, 64, 3), num_classes=101, age_min=0, dropout=0.0, gender=False, age_prior=None):
         input_shape = _check_input_shape(input_shape)
         return age_model(
             vovnet_features(depth),
@@ -146,10 +146,11 @@ def _vovnet(depth):
             dropout=dropout,
             gender=gender,
             name=f"vovnet{depth}",
+            age_prior=age_prior,
         )
 
     build.__doc__ = (
-        f"VoVNet-{depth} + CORAL head (Args: input_shape, num_classes, age_min, dropout, gender)."
+        f"VoVNet-{depth} + CORAL head (Args: input_shape, num_classes, age_min, dropout, gender, age_prior)."
     )
     return build
 
@@ -170,8 +171,13 @@ def vovnetv4(
     adaptive_filters=None,
     dropout=0.0,
     gender=False,
+    age_prior=None,
 ):
     """VoVNetv4 + CORAL head (see `vovnetv4_features` for the arguments).
+
+    `age_prior` (P(class = k) of the training labels, length K; passed by
+    `agekeras.training`) starts the CORAL biases at the labels' log-odds
+    logit(P(y > k)); without it they start as a small ramp (see `CORALHead`).
 
     Layers worth inspecting: "rosa" (`ROSAStage`), "adaptive_1".."adaptive_4"
     (`AdaptiveStage`), "second_aggregation" (the concatenation), "embedding"
@@ -187,13 +193,15 @@ def vovnetv4(
         dropout=dropout,
         gender=gender,
         name="vovnetv4",
+        age_prior=age_prior,
     )
 
 
 @register("resnet34_ce", paper=PAPER, description="ResNet-34 + softmax classifier, cross-entropy (Table I)")
-def resnet34_ce(input_shape=(64, 64, 3), num_classes=101, age_min=0, dropout=0.0, gender=False):
+def resnet34_ce(input_shape=(64, 64, 3), num_classes=101, age_min=0, dropout=0.0, gender=False, age_prior=None):
     """ResNet-34 with a softmax age classifier trained with cross-entropy;
-    the predicted age is the most probable class (Table I baseline)."""
+    the predicted age is the most probable class (Table I baseline).
+    `age_prior`: the softmax bias starts at log(prior) (see `DEXHead`)."""
     return age_model(
         resnet_backbone(34, input_shape),
         input_shape=input_shape,
@@ -203,4 +211,26 @@ def resnet34_ce(input_shape=(64, 64, 3), num_classes=101, age_min=0, dropout=0.0
         dropout=dropout,
         gender=gender,
         name="resnet34_ce",
+        age_prior=age_prior,
+    )
+
+
+@register("resnet34_orcnn", paper=PAPER, description="ResNet-34 + OR-CNN head: K-1 independent binary tasks (Table II)")
+def resnet34_orcnn(input_shape=(64, 64, 3), num_classes=101, age_min=0, dropout=0.0, gender=False, age_prior=None):
+    """ResNet-34 with an OR-CNN head (`ORCNNHead`): K-1 binary classifiers
+    "is y > k?" with their own weights, trained with the binary loss of CORAL
+    (uniform task weights) and decoded by counting. Table II's OR-CNN; the
+    VoVNetv4 paper does not say which backbone its re-run used, and ResNet-34
+    is the CORAL paper's choice for the same comparison.
+    `age_prior`: the biases start at logit(P(y > k)) of the training labels."""
+    return age_model(
+        resnet_backbone(34, input_shape),
+        input_shape=input_shape,
+        head="orcnn",
+        num_classes=num_classes,
+        age_min=age_min,
+        dropout=dropout,
+        gender=gender,
+        name="resnet34_orcnn",
+        age_prior=age_prior,
     )

@@ -359,8 +359,6 @@ def test_augment_argument_is_validated():
     ds = AgeDataset("mem", age=np.arange(4), images=textured_images(4, 8))
     with pytest.raises(ValueError, match="Unknown augmentation"):
         make_tf_dataset(ds, image_size=8, augment={"shear": 0.1})
-    with pytest.raises(ValueError, match="with_landmarks"):
-        make_tf_dataset(ds, image_size=8, augment={"rotation": 0.05}, with_landmarks=True)
     with pytest.raises(TypeError):
         make_tf_dataset(ds, image_size=8, augment="yes")
 
@@ -414,7 +412,8 @@ def test_landmark_flip_mirrors_x_and_swaps_left_and_right():
     images = np.stack([dot_image(size, size, int(p[0, 0]), int(p[0, 1]), radius=0) for p in landmarks])
     ds = AgeDataset("dots", age=np.arange(n), images=images, landmarks=landmarks)
     dataset = make_tf_dataset(
-        ds, image_size=size, batch_size=8, training=True, with_landmarks=True, augment={"flip": True}
+        ds, image_size=size, batch_size=8, training=True, with_landmarks=True,
+        augment={"flip": True, "rotation": 0, "translation": 0, "zoom": 0},
     )
     flipped_count = 0
     for x, y in dataset:
@@ -439,10 +438,59 @@ def test_landmarks_with_photometric_augmentation(tmp_path):
     ds = AgeDataset("mem", age=np.arange(8), images=textured_images(8, 32), landmarks=landmarks)
     dataset = make_tf_dataset(
         ds, image_size=32, batch_size=8, training=True, with_landmarks=True,
-        augment={"flip": False, "brightness": 0.3, "contrast": 0.3},
+        augment={"flip": False, "rotation": 0, "translation": 0, "zoom": 0, "brightness": 0.3, "contrast": 0.3},
     )
     (x, y), = dataset
     np.testing.assert_allclose(x["landmarks"], landmarks)
     originals = ds.images[y["age"].numpy().astype(int)].astype("float32")
     assert np.all(np.abs(x["image"].numpy() - originals).mean(axis=(1, 2, 3)) > 0.5)
     assert x["image"].numpy().min() >= 0 and x["image"].numpy().max() <= 255
+
+
+def test_landmarks_follow_the_image_under_the_random_similarity():
+    """Rotation, zoom and translation with landmarks: a dot drawn at each landmark ends where its point goes."""
+    from agekeras.datasets.pipeline import random_similarity
+
+    rng = np.random.default_rng(0)
+    n, size = 12, 64
+    points = rng.uniform(20, 44, (n, 5, 2)).round().astype("float32")
+    images = np.zeros((n, size, size, 3), "float32")
+    for i, p in enumerate(points):
+        x, y = int(p[0, 0]), int(p[0, 1])
+        images[i, y - 1 : y + 2, x - 1 : x + 2] = 255.0  # a 3x3 dot at the left eye
+    generator = tf.random.Generator.from_seed(3)
+    warped, moved = random_similarity(tf.constant(images), tf.constant(points), generator,
+                                      rotation=30 / 360, translation=0.1, zoom=0.2, fill_mode="constant")
+    warped, moved = warped.numpy(), moved.numpy()
+    assert not np.allclose(moved, points, atol=0.5)  # the draws moved the points
+    for image, p in zip(warped, moved):
+        weights = image[..., 0]
+        ys, xs = np.mgrid[:size, :size]
+        centroid = np.array([(weights * xs).sum(), (weights * ys).sum()]) / weights.sum()
+        np.testing.assert_allclose(centroid, p[0], atol=0.35)
+    # Distances between points scale by the same factor as the dot moves (a similarity).
+    before = np.linalg.norm(points[:, :, None] - points[:, None], axis=-1)
+    after = np.linalg.norm(moved[:, :, None] - moved[:, None], axis=-1)
+    far = before > 1
+    ratio = after[far].reshape(-1) / before[far].reshape(-1)
+    assert np.all((ratio > 0.79) & (ratio < 1.21))
+    per_face = [np.ptp(after[i][far[i]] / before[i][far[i]]) for i in range(n)]
+    assert max(per_face) < 1e-4  # one scale per face: shapes are kept
+
+
+def test_landmark_pipeline_uses_geometric_augmentation_reproducibly():
+    rng = np.random.default_rng(1)
+    points = rng.uniform(10, 22, (8, 5, 2)).astype("float32")
+    ds = AgeDataset("mem", age=np.arange(8), images=textured_images(8, 32), landmarks=points)
+
+    def first_batch():
+        dataset = make_tf_dataset(ds, image_size=32, batch_size=8, training=True, with_landmarks=True,
+                                  deterministic=True, seed=5)
+        (x, y), = dataset
+        return x["landmarks"].numpy(), y["age"].numpy()
+
+    (a, ages), (b, _) = first_batch(), first_batch()
+    np.testing.assert_allclose(a, b)
+    moved = np.abs(a - points[ages.astype(int)]).max(axis=(1, 2))
+    assert np.all(moved > 0.01)  # every face got its own similarity
+

@@ -13,7 +13,7 @@ from agekeras.experiments import course
 from agekeras.experiments import dhaa as E
 from agekeras.layers.aligned_region_pooling import canonical_landmarks
 from agekeras.models import dhaa as D
-from agekeras.training import TrainConfig
+from agekeras.training import ProgressSchedule, TrainConfig, predict
 
 SMALL = dict(input_shape=(32, 32, 3), num_classes=10, age_min=20, width=0.125, feature_dim=8)
 SUBS = ["global1", "global2", "global3", "local1", "local2", "local3", "gl1", "gl2", "gl3"]
@@ -28,7 +28,7 @@ def small_model():
 
 def test_flip_average_is_the_mean_of_image_and_mirror(small_model):
     ds = load("synthetic", n=4, image_size=32, seed=1)
-    plain = E.predict(small_model, ds, 32)
+    plain = predict(small_model, ds, 32)
     tta = E.flip_averaged_outputs(small_model, ds, 32, age_min=20)
     # NumPy mirror: x -> W - 1 - x and left/right points swapped (eyes, mouth corners).
     marks = ds.landmarks[:, [1, 0, 2, 4, 3]].copy()
@@ -91,12 +91,24 @@ def test_paper_numbers_match_the_results_file():
     text = PAPER.read_text()
     for row in E.PAPER_RESULTS:
         assert f"{row['MAE']:.3f}" in text, row
-    dhaa = E.paper_rows({"DHAA (ours)": "DHAA"}, table="Table 4", dataset="FG-NET")
+    dhaa = E.paper_rows({"DHAA (ours)": "DHAA"}, table=4, dataset="FG-NET")
     assert sorted(r["MAE"] for r in dhaa.values()) == [2.595, 3.721]
+    table1 = E.paper_rows(table=1, dataset="MORPH", protocol="80-20 random")
+    assert list(table1) == ["Res18+EX", "global", "local", "global-local", "global + local", "DHAA"]
+    assert set(table1) <= set(E.ABLATIONS) and table1["DHAA"]["MAE"] == 1.908
     table = tables.results_table([{"method": "DHAA (ours)", "dataset": "synthetic", "MAE": 9.0}],
-                                 paper=E.paper_rows({"DHAA (ours)": "DHAA"}, table="Table 2"),
+                                 paper=E.paper_rows({"DHAA (ours)": "DHAA"}, table=2),
                                  settings=E.PAPER_SETTINGS)  # fmt: skip
     assert "3.55" in table.to_markdown() and "Web-FaceAge" in table.to_markdown()
+
+
+def test_paper_step_schedule_divides_the_learning_rate_by_ten():
+    """Sec. 4.2: SGD from lr 0.01, divided by 10 in steps (ours: at 50 % and 75 % of the run)."""
+    schedule = ProgressSchedule(0.01, total_steps=100, warmup=0.0, drops=[0.75, 0.5])
+    lrs = [schedule.lr_at(p) for p in (0.0, 0.49, 0.5, 0.74, 0.75, 1.0)]
+    np.testing.assert_allclose(lrs, [0.01, 0.01, 0.001, 0.001, 0.0001, 0.0001], rtol=1e-9)
+    cosine = ProgressSchedule(0.01, total_steps=100, warmup=0.0)
+    assert 0.001 < cosine.lr_at(0.5) < 0.01  # without drops: the cosine
 
 
 def test_landmark_data_per_mode(tmp_path, monkeypatch, capsys):

@@ -54,11 +54,14 @@ def np_arp(features, landmarks, image_size, out_size, regions, mode="affine"):
                 theta = np.array([[1.0, 0, 0], [0, 1.0, 0]])
             elif mode == "affine":
                 theta = np.linalg.lstsq(np.c_[tpl, np.ones(5)], src, rcond=None)[0].T
-            else:
-                theta = np.zeros((2, 3))
-                for d in range(2):
-                    a, b0 = np.linalg.lstsq(np.c_[tpl[:, d], np.ones(5)], src[:, d], rcond=None)[0]
-                    theta[d, d], theta[d, 2] = a, b0
+            else:  # the paper's ROI boxes: fixed size, centred on a landmark-defined point
+                centre = {
+                    "global2": src[2], "global3": src[2], "left_eye": src[0],
+                    "nose": (src[2] + (src[0] + src[1]) / 2) / 2, "mouth": (src[3] + src[4]) / 2,
+                }[name]
+                size = np.array([np.linalg.lstsq(np.c_[tpl[:, d], np.ones(5)], CANONICAL[:, d], rcond=None)[0][0]
+                                 for d in range(2)])  # fmt: skip
+                theta = np.array([[size[0], 0, centre[0]], [0, size[1], centre[1]]])
             for i in range(out_size):
                 for j in range(out_size):
                     u, v = (j + 0.5) / out_size * 2 - 1, (i + 0.5) / out_size * 2 - 1
@@ -206,6 +209,24 @@ def test_flip_equivariance():
     out_m = [ops.convert_to_numpy(m) for m in arp([feats[:, :, ::-1], mirrored])]
     for a, b in zip(out, out_m):
         np.testing.assert_allclose(a[:, :, ::-1], b, atol=1e-4)
+
+
+def test_roi_boxes_are_centred_on_the_papers_points():
+    """ROI ablation: nose tip for the global boxes; left eye, nose/eye midpoint, mouth centre for the local ones."""
+    rng = np.random.default_rng(9)
+    marks = random_landmarks(rng, 3, 64)
+    src = (marks.astype("float64") + 0.5) / 64 * 2 - 1
+    arp = AlignedRegionPooling(4, 64, regions=("global2", "global3", "left_eye", "nose", "mouth"), mode="roi")
+    theta = ops.convert_to_numpy(arp.region_thetas(marks))
+    centres = theta[..., 2]
+    np.testing.assert_allclose(centres[:, 0], src[:, 2], atol=1e-5)
+    np.testing.assert_allclose(centres[:, 1], src[:, 2], atol=1e-5)
+    np.testing.assert_allclose(centres[:, 2], src[:, 0], atol=1e-5)
+    np.testing.assert_allclose(centres[:, 3], (src[:, 2] + (src[:, 0] + src[:, 1]) / 2) / 2, atol=1e-5)
+    np.testing.assert_allclose(centres[:, 4], (src[:, 3] + src[:, 4]) / 2, atol=1e-5)
+    assert np.all(theta[..., 0, 1] == 0) and np.all(theta[..., 1, 0] == 0)  # axis-aligned
+    np.testing.assert_allclose(theta[0, :, 0, 0], [1 / 1.2, 1.0, 1 / 2.5, 0.5, 0.5], atol=1e-6)  # fixed sizes
+    np.testing.assert_allclose(theta[:, :, :, :2], np.broadcast_to(theta[:1, :, :, :2], theta[..., :2].shape))
 
 
 def test_bad_arguments_and_shapes():

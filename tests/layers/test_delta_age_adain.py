@@ -97,3 +97,39 @@ def test_bad_shapes_raise_value_errors():
         layer([f, np.ones(5, "float32"), np.ones(4, "float32")])
     with pytest.raises(ValueError, match=r"\[features, s, t\]"):
         layer([f, np.ones(5, "float32")])
+
+
+@pytest.mark.parametrize("epsilon,dtype", [(0.0, "float32"), (1e-5, "float32"), (1e-8, "mixed_float16")])
+def test_dead_channel_gives_finite_outputs_and_gradients(epsilon, dtype):
+    """A constant channel (sigma = 0 before epsilon) must not produce inf/NaN, forward or backward."""
+    import tensorflow as tf
+
+    rng = np.random.RandomState(5)
+    f = rng.randn(2, 4, 4, 3).astype("float32")
+    f[..., 1] = 0.7  # dead channel, e.g. after a ReLU that never fires
+    f[1, ..., 2] = 0.0
+    s = tf.Variable(rng.uniform(0.5, 1.5, 6).astype("float32"))
+    t = tf.Variable(rng.randn(6).astype("float32"))
+    x = tf.Variable(f)
+    layer = DeltaAgeAdaIN(epsilon=epsilon, dtype=dtype)
+    with tf.GradientTape() as tape:
+        out = layer([x, s, t])
+        loss = tf.reduce_sum(tf.square(tf.cast(out, "float32")))
+    grads = tape.gradient(loss, [x, s, t])
+    assert np.all(np.isfinite(_np(out).astype("float64")))
+    for g in grads:
+        assert np.all(np.isfinite(_np(g)))
+    # The dead channel's normalised map is 0, so its delta is t_y - mu (Eq. 7 with E_c = mu_c).
+    np.testing.assert_allclose(_np(out)[0, :, :, :, 1].astype("float32"),
+                               np.broadcast_to((_np(t) - 0.7)[:, None, None], (6, 4, 4)), atol=2e-2)
+    # Live channels are unchanged by the floor (default epsilon): same as the NumPy Eq. 7.
+    if epsilon == 1e-5:
+        np.testing.assert_allclose(_np(out)[..., 0], numpy_daa(f.astype("float64"), _np(s), _np(t))[..., 0],
+                                   rtol=1e-4, atol=1e-5)
+
+
+def test_instance_statistics_floor_sigma_only_when_needed():
+    f = np.zeros((1, 3, 3, 2), "float32")
+    f[..., 0] = np.arange(9).reshape(3, 3)
+    _, sigma = (_np(v) for v in instance_statistics(f, 0.0))
+    np.testing.assert_allclose(sigma[0, 0, 0], [np.arange(9).std(), 1e-3], rtol=1e-6)

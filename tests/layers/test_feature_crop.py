@@ -8,23 +8,27 @@ from tests.harness import gradients, run_layer_test
 
 
 def numpy_crop(features, boxes, size):
-    """Reference bilinear crop: floor/ceil neighbours, border clamping."""
+    """Reference bilinear crop: floor/fraction neighbours, zero padding outside the map."""
     b, height, width, c = features.shape
+
+    def cell(n, r, col):
+        inside = 0 <= r < height and 0 <= col < width
+        return features[n, r, col] if inside else np.zeros(c)
+
     out = np.zeros((b, size, size, c))
     for n in range(b):
         x, y, w, h = boxes[n]
         for j in range(size):
-            q = np.clip((y + (j + 0.5) / size * h) * height - 0.5, 0, height - 1)
+            q = (y + (j + 0.5) / size * h) * height - 0.5
             for i in range(size):
-                p = np.clip((x + (i + 0.5) / size * w) * width - 0.5, 0, width - 1)
+                p = (x + (i + 0.5) / size * w) * width - 0.5
                 r0, c0 = int(np.floor(q)), int(np.floor(p))
-                r1, c1 = min(r0 + 1, height - 1), min(c0 + 1, width - 1)
                 dy, dx = q - r0, p - c0
                 out[n, j, i] = (
-                    (1 - dy) * (1 - dx) * features[n, r0, c0]
-                    + (1 - dy) * dx * features[n, r0, c1]
-                    + dy * (1 - dx) * features[n, r1, c0]
-                    + dy * dx * features[n, r1, c1]
+                    (1 - dy) * (1 - dx) * cell(n, r0, c0)
+                    + (1 - dy) * dx * cell(n, r0, c0 + 1)
+                    + dy * (1 - dx) * cell(n, r0 + 1, c0)
+                    + dy * dx * cell(n, r0 + 1, c0 + 1)
                 )
     return out
 
@@ -57,14 +61,30 @@ def test_full_box_at_map_size_returns_the_map():
     np.testing.assert_allclose(ops.convert_to_numpy(FeatureCrop(7)([features, boxes])), features, atol=1e-6)
 
 
-def test_rectangular_crop_size_and_boxes_outside_are_clamped():
+def test_rectangular_crop_size_and_zero_padding_outside():
     features, _ = _data(3)
     boxes = np.array([[-0.5, 0.9, 0.3, 0.6]] * 3, "float32")
     got = ops.convert_to_numpy(FeatureCrop((2, 5))([features, boxes]))
     assert got.shape == (3, 2, 5, 4)
-    # x < 0 -> first column, y beyond the map -> last row.
-    np.testing.assert_allclose(got[:, -1, 0], features[:, -1, 0], atol=1e-6)
+    # Samples beyond the map read zeros (here: the whole lower row is below the map).
+    np.testing.assert_allclose(got[:, -1], 0.0, atol=1e-6)
     assert np.all(np.isfinite(got))
+
+
+def test_gradient_wrt_box_on_cell_centres_and_at_the_border():
+    # The full box on a 7 x 7 map with crop 7 samples exactly the cell centres: a
+    # triangle kernel max(0, 1 - |t|) gives a zero gradient there, bilinear
+    # floor/fraction sampling does not. On a 2 x 2 map the full box's samples sit in
+    # the outer half-cells; with edge clamping they would get no gradient in y/h.
+    rng = np.random.RandomState(7)
+    for size, crop in ((7, 7), (2, 3)):
+        features = rng.randn(1, size, size, 3)
+        weights = rng.randn(1, crop, crop, 3)
+        layer = FeatureCrop(crop, dtype="float64")
+        var = tf.Variable(np.array([[0.0, 0.0, 1.0, 1.0]]))
+        (grad,) = gradients(lambda b: ops.sum(layer([features, b]) * weights), var, [var], loss_fn=lambda out: out)
+        grad = ops.convert_to_numpy(grad)[0]
+        assert np.all(np.abs(grad) > 1e-6), (size, grad)
 
 
 def test_gradient_wrt_box_matches_finite_differences():

@@ -122,3 +122,24 @@ def test_rejects_bad_arguments(kwargs, match):
 def test_rejects_bad_rank():
     with pytest.raises(ValueError, match=r"\(batch, height, width, channels\)"):
         GatedResidualAttention()(np.zeros((2, 8), "float32"))
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5])
+def test_wiring_mask_reads_the_pre_unit_output_not_the_trunk(gamma):
+    """Y = post((gamma + (1 - gamma) K(X')) * trunk(X')), X' = pre(X), wired here from the
+    module's units called one by one (not from `branches`/`gate`): a mask branch fed the
+    trunk's output instead of X' fails this test."""
+    layer = GatedResidualAttention(mask_depth=2, num_trunk=2, gamma_mode="fixed", gamma=gamma)
+    x = _x(5, shape=(2, 8, 8, 8))
+    got = ops.convert_to_numpy(layer(x, training=False)).astype("float64")
+
+    def run(u, a):
+        return ops.convert_to_numpy(u(np.asarray(a, "float32"), training=False)).astype("float64")
+
+    pre = run(layer.pre_units[0], x)
+    trunk = run(layer.trunk_units[1], run(layer.trunk_units[0], pre))
+    mask = run(layer.mask_branch, pre)
+    want = run(layer.post_units[0], (gamma + (1.0 - gamma) * mask) * trunk)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    wrong = run(layer.post_units[0], (gamma + (1.0 - gamma) * run(layer.mask_branch, trunk)) * trunk)
+    assert np.abs(wrong - want).max() > 100 * 1e-4  # the mutant's output is far outside the tolerance

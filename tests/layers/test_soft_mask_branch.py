@@ -103,3 +103,23 @@ def test_rejects_bad_arguments_and_shapes():
         SoftMaskBranch(depth=0)
     with pytest.raises(ValueError, match=r"\(batch, height, width, channels\)"):
         SoftMaskBranch()(np.zeros((2, 8, 8), "float32"))
+
+
+def test_mask_logits_start_small_so_the_mask_starts_near_one_half():
+    import keras
+
+    keras.utils.set_random_seed(3)
+    plain = SoftMaskBranch(depth=2, logit_scale=1.0)
+    plain.build((None, 8, 8, 16))
+    keras.utils.set_random_seed(3)
+    scaled = SoftMaskBranch(depth=2)
+    scaled.build((None, 8, 8, 16))
+    np.testing.assert_allclose(ops.convert_to_numpy(scaled.conv2.kernel),
+                               0.01 * ops.convert_to_numpy(plain.conv2.kernel), rtol=1e-6)
+    x = np.random.RandomState(0).normal(0.0, 3.0, (2, 8, 8, 16)).astype("float32")
+    mask = ops.convert_to_numpy(scaled(x, training=False))
+    saturated = lambda m: np.mean((m < 0.01) | (m > 0.99))  # noqa: E731
+    assert saturated(mask) == 0.0 and abs(float(mask.mean()) - 0.5) < 0.1
+    assert saturated(ops.convert_to_numpy(plain(x, training=False))) > 0.2
+    for bn in (scaled.bn1, scaled.bn2):
+        assert (bn.momentum, bn.epsilon) == (0.9, 1e-5)

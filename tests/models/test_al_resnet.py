@@ -128,3 +128,15 @@ def test_builders_use_the_one_input_scaling(al_ror):
     assert isinstance(scale, keras.layers.Rescaling)
     x = _images(1)
     np.testing.assert_allclose(ops.convert_to_numpy(scale(x)), x / 127.5 - 1.0, atol=1e-6)
+
+
+def test_small_input_backbone_ends_in_an_8x8_map_at_64px():
+    standard = al_resnet.ror_backbone((64, 64, 3))
+    small = al_resnet.ror_backbone((64, 64, 3), small_input=True)
+    assert tuple(standard.output.shape) == (None, 2, 2, 512)
+    assert tuple(small.output.shape) == (None, 8, 8, 512)  # the paper's map is 7 x 7 (224 px)
+    assert small.count_params() == standard.count_params()  # same weights, strides differ
+    model = agekeras.models.get("al_ror34", input_shape=(64, 64, 3), num_classes=K, age_min=AGE_MIN,
+                                small_input=True)
+    assert tuple(model.get_layer("feature_crop").input[0].shape) == (None, 8, 8, 512)
+    assert model.predict(_images(2), verbose=0)["age"].shape == (2,)

@@ -1,5 +1,4 @@
 import os
-import tempfile
 
 import keras
 import numpy as np
@@ -7,6 +6,7 @@ import pytest
 
 import agekeras
 from agekeras.losses import SmoothL1
+from agekeras.layers import TemplateBank
 from agekeras.models import compile_args, daa, make_targets
 
 DAA_NAMES = ("daa_resnet18", "daa_c3ae", "daa_resnet18_single", "daa_resnet18_multi", "daa_resnet18_plain",
@@ -69,18 +69,19 @@ def test_models_train_one_step(name, size):
 @pytest.mark.slow
 def test_template_variants_train_and_use_their_templates(tmp_path):
     rng = np.random.RandomState(1)
-    ages = np.array([10, 10, 11, 13, 13, 13, 20, 39], "float32")
-    idx = daa.select_templates(ages, seed=0)
-    assert sorted(ages[idx].astype(int).tolist()) == [10, 11, 13, 20, 39]  # one per age present
-    images = rng.uniform(0, 255, (len(idx), 32, 32, 3)).astype("float32")
-    path = daa.save_templates(tmp_path / "t.npz", images, ages[idx])
+    images = rng.uniform(0, 255, (5, 32, 32, 3)).astype("float32")
+    ages = np.array([10, 11, 13, 20, 39], "float32")
+    path = str(tmp_path / "t.npz")
+    np.savez_compressed(path, images=images, ages=ages)  # the builders' template file format
     model, x = _fit_one_step("daa_resnet18_multi", (32, 32, 3), templates=path)
-    bank = model.get_layer("template_bank")
+    bank = [layer for layer in model.layers if isinstance(layer, TemplateBank)][0]
     np.testing.assert_allclose(bank.images.numpy(), images)
-    np.testing.assert_array_equal(bank.ages.numpy(), [10, 11, 13, 20, 39])
+    np.testing.assert_array_equal(bank.ages.numpy(), ages)
     # Deltas are one per template; the age is Eq. 9 over the template ages.
-    deltas, cmp_ages = daa.delta_ages(model, x)
+    out = daa.with_delta_outputs(model)(x, training=False)
+    deltas, cmp_ages = out["deltas"].numpy(), out["comparison_ages"].numpy()
     assert deltas.shape == (4, 5)
+    np.testing.assert_array_equal(cmp_ages, ages)
     np.testing.assert_allclose(model.predict(x, verbose=0)["age"], (cmp_ages[None] - deltas).mean(1), rtol=1e-4)
     single = agekeras.models.get("daa_resnet18_single", input_shape=(32, 32, 3), templates=path)
     assert single.get_layer("template_statistics").mode == "channel"
@@ -91,26 +92,31 @@ def test_template_variants_train_and_use_their_templates(tmp_path):
 def test_interval_sampling_uses_every_kth_age():
     model = agekeras.models.get("daa_c3ae", input_shape=(48, 48, 3), num_classes=40, age_min=5)
     x = np.random.RandomState(2).uniform(0, 255, (3, 48, 48, 3)).astype("float32")
-    deltas, ages = daa.delta_ages(model, x)
+    out = daa.with_delta_outputs(model)(x, training=False)
+    deltas, ages = out["deltas"].numpy(), out["comparison_ages"].numpy()
     np.testing.assert_array_equal(ages, np.arange(5, 45))
     for k in (1, 4, 7):
         sub = daa.with_interval(model, k)
         got = sub.predict(x, verbose=0)["age"]
         want = (ages[None, ::k] - deltas[:, ::k]).mean(axis=1)
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
-        s_deltas, s_ages = daa.delta_ages(sub, x)
+        s_ages = daa.with_delta_outputs(sub)(x, training=False)["comparison_ages"].numpy()
         np.testing.assert_array_equal(s_ages, np.arange(5, 45, k))
-    sweep = daa.interval_sweep(model, x, intervals=(1, 4), batch_size=3)
-    assert [r["comparisons"] for r in sweep] == [40, 10]
-    np.testing.assert_allclose(sweep[1]["pred"], (ages[None, ::4] - deltas[:, ::4]).mean(1), rtol=1e-4, atol=1e-3)
-    assert all(r["seconds"] > 0 and r["ms_per_image"] > 0 for r in sweep)
     # The interval model shares the trained weights (no copy to drift).
     assert daa.with_interval(model, 4).get_layer("age_decoder") is model.get_layer("age_decoder")
     # Default output scale: the spread of the comparison ages.
     np.testing.assert_allclose(model.get_layer("age_decoder").delta_scale, np.std(np.arange(40)), rtol=1e-6)
-    stats = daa.style_statistics(model)
-    assert stats["s"].shape == stats["t"].shape == (40,)
-    np.testing.assert_array_equal(stats["ages"], np.arange(5, 45))
+
+
+def test_face_resnet18_is_the_resnet_v1_layout():
+    """The adapted encoder uses `backbones.resnet_stack` (Keras ResNet v1 names), 3x3 stride-2 stem, no max-pool."""
+    enc = daa.face_resnet18((32, 32, 3))
+    names = [layer.name for layer in enc.layers]
+    assert "stage1_block1_0_conv" not in names  # identity shortcut in stage 1
+    assert {"stage2_block1_0_conv", "stage4_block2_out", "stem_conv"} <= set(names)
+    assert not any(isinstance(layer, keras.layers.MaxPooling2D) for layer in enc.layers)
+    assert enc.get_layer("stem_conv").kernel_size == (3, 3) and enc.get_layer("stem_conv").strides == (2, 2)
+    assert tuple(enc.output.shape) == (None, 2, 2, 512)
 
 
 def test_naive_and_factorised_models_agree_and_save(tmp_path):
@@ -140,5 +146,3 @@ def test_bad_arguments_raise_clear_errors():
         agekeras.models.get("daa_c3ae", input_shape=(48, 48, 3), num_classes=300)
     with pytest.raises(ValueError, match="has no DAA comparison-age layer"):
         daa.with_interval(agekeras.models.get("daa_c3ae_plain", input_shape=(48, 48, 3)), 2)
-    with tempfile.TemporaryDirectory() as d, pytest.raises(ValueError, match=r"images \(n, H, W, 3\)"):
-        daa.save_templates(os.path.join(d, "t.npz"), np.zeros((3, 8, 8)), np.zeros(3))

@@ -4,25 +4,21 @@ import tempfile
 import keras
 import numpy as np
 import pytest
-from keras import ops
 
 import agekeras
-from agekeras.layers import GatedResidualAttention
+from agekeras.layers import GatedResidualAttention, GroupedAgeHead
 from agekeras.models import compile_args, entry, make_targets
-from agekeras.models.gra_net import (
-    DECADES,
-    GroupedAgeHead,
-    attention_maps,
-    attention_modules,
-    group_targets,
-    learned_gammas,
-)
+from agekeras.models.gra_net import DECADES, group_targets
 
 TINY = {"base_filters": 8}
 # Trainable parameters of the full-width models (base_filters=64); they do not
 # depend on the input size nor on num_classes (the groups come from the edges).
 ATTENTION56_PARAMS = 29_808_601
 ATTENTION92_PARAMS = 50_466_780
+
+
+def attention_modules(model):
+    return [layer for layer in model.layers if isinstance(layer, GatedResidualAttention)]
 
 
 def _count(model):
@@ -44,30 +40,15 @@ def test_group_targets_use_the_model_edges():
     np.testing.assert_array_equal(np.asarray(got), [0, 0, 0, 1, 1, 2, 2])
 
 
-def test_grouped_age_head_matches_numpy():
-    x = np.random.RandomState(0).randn(5, 6).astype("float32")
-    head = GroupedAgeHead(group_edges=(10, 30), age_min=2, age_max=70)
-    probs, age = (ops.convert_to_numpy(t) for t in head(x))
-    wc, bc, wr, br = (ops.convert_to_numpy(v) for v in (head.cls_kernel, head.cls_bias, head.reg_kernel, head.reg_bias))
-    logits = x @ wc + bc
-    p = np.exp(logits - logits.max(-1, keepdims=True))
-    p /= p.sum(-1, keepdims=True)
-    t = 1.0 / (1.0 + np.exp(-(x @ wr + br)))
-    lo, hi = np.array([2.0, 10, 30]), np.array([10.0, 30, 70])
-    np.testing.assert_allclose(probs, p, rtol=1e-5)
-    np.testing.assert_allclose(age, (p * (lo + t * (hi - lo))).sum(-1), rtol=1e-5)
-    assert np.all((age > 2) & (age < 70))
-
-
 @pytest.mark.slow
 def test_parameter_counts_attention56_and_92():
-    a56 = agekeras.models.get("gra_net", input_shape=(32, 32, 3), num_classes=116, age_min=1)
+    a56 = agekeras.models.get("gra_net", input_shape=(32, 32, 3), num_classes=116, age_min=1, stem="imagenet")
     assert _count(a56) == ATTENTION56_PARAMS
     assert [m.mask_depth for m in attention_modules(a56)] == [3, 2, 1]
-    a92 = agekeras.models.get("gra_net", input_shape=(32, 32, 3), depth=92)
+    a92 = agekeras.models.get("gra_net", input_shape=(32, 32, 3), depth=92, stem="imagenet")
     assert _count(a92) == ATTENTION92_PARAMS
     assert [m.mask_depth for m in attention_modules(a92)] == [3, 2, 2, 1, 1, 1]
-    ran = agekeras.models.get("residual_attention56", input_shape=(32, 32, 3))
+    ran = agekeras.models.get("residual_attention56", input_shape=(32, 32, 3), stem="imagenet")
     # Same network minus the three learned gammas.
     assert _count(ran) == ATTENTION56_PARAMS - 3
 
@@ -76,7 +57,7 @@ def test_residual_attention56_is_the_one_plus_mask_baseline_and_trains():
     model = agekeras.models.get("residual_attention56", input_shape=(32, 32, 3), num_classes=90, age_min=1, **TINY)
     for m in attention_modules(model):
         assert (m.fusion, m.gamma_mode, m.gamma) == ("residual", "fixed", 0.0)
-    assert set(learned_gammas(model).values()) == {0.0}
+    assert all(float(m.gamma_value()) == 0.0 for m in attention_modules(model))
     e = entry("residual_attention56")
     # One eager Nadam step (the paper's optimizer); the graph path is tested on gra_net.
     model.compile(optimizer=keras.optimizers.Nadam(1e-3), run_eagerly=True,
@@ -126,10 +107,76 @@ def test_gra_net_trains_one_step_saves_and_loads():
         model.save(path)
         loaded = keras.saving.load_model(path, safe_mode=True)
     np.testing.assert_allclose(loaded.predict(x, verbose=0)["age"], out["age"], rtol=1e-4)
-    maps = attention_maps(model, x[:2])
-    assert list(maps) == ["attention1_1", "attention2_1", "attention3_1"]
-    for m in maps.values():
-        assert m.shape == (2, 32, 32) and m.min() >= 0 and m.max() <= 1
+
+
+def test_age_head_is_the_grouped_head_over_the_data_range():
+    model = agekeras.models.get("gra_net", input_shape=(32, 32, 3), num_classes=60, age_min=10, **TINY)
+    heads = [layer for layer in model.layers if isinstance(layer, GroupedAgeHead)]
+    assert len(heads) == 1 and (heads[0].age_min, heads[0].age_max) == (10.0, 69.0)
+    assert model.get_layer("scale").__class__.__name__ == "Rescaling"
+
+
+def test_registry_balances_the_age_loss():
+    for name in ("gra_net", "residual_attention56"):
+        assert entry(name).loss_weights == {"age": 0.1, "group_probs": 1.0, "gender_probs": 1.0}
+    model = agekeras.models.get("gra_net", input_shape=(32, 32, 3), **TINY)
+    assert entry("gra_net").compile_args(model)["loss_weights"] == {"age": 0.1, "group_probs": 1.0, "gender_probs": 1.0}
+    # Keras wants one weight per loss: a single-task model gets the weights of its own losses.
+    gender = agekeras.models.get("gra_net", input_shape=(32, 32, 3), task="gender", **TINY)
+    args = entry("gra_net").compile_args(gender)
+    assert set(args["loss_weights"]) == set(args["loss"]) == {"age", "gender_probs"}
+    gender.compile(optimizer="adam", **args)
+
+
+@pytest.mark.parametrize("size,stem,first_stage", [(32, "small", 32), (48, "small", 48), (64, "imagenet", 16)])
+def test_auto_stem_keeps_the_attention_stages_large_at_32_px(size, stem, first_stage):
+    model = agekeras.models.get("gra_net", input_shape=(size, size, 3), **TINY)
+    assert ("stem_pool" in [layer.name for layer in model.layers]) == (stem == "imagenet")
+    sizes = [m.input.shape[1] for m in attention_modules(model)]
+    assert sizes == [first_stage, first_stage // 2, first_stage // 4]
+    assert all(m.mask_branch._sizes[-1][0] >= 2 for m in attention_modules(model))
+    forced = agekeras.models.get("gra_net", input_shape=(32, 32, 3), stem="imagenet", **TINY)
+    assert [m.input.shape[1] for m in attention_modules(forced)] == [8, 4, 2]
+
+
+@pytest.mark.parametrize("task,outputs", [
+    ("joint", {"age", "group_probs", "gender_probs"}),
+    ("gender", {"age", "gender_probs"}),
+    ("age_group", {"age", "group_probs"}),
+    ("age", {"age"}),
+])
+def test_task_chooses_the_heads_and_what_trains_the_network(task, outputs):
+    import tensorflow as tf
+
+    model = agekeras.models.get("gra_net", input_shape=(32, 32, 3), num_classes=60, age_min=10, task=task, **TINY)
+    assert set(model.output) == outputs
+    x = tf.constant(np.random.RandomState(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32"))
+    body = model.get_layer("stem_conv").kernel
+    grads = {}
+    for name in outputs:
+        with tf.GradientTape() as tape:
+            value = tf.reduce_sum(model(x, training=True)[name])
+        grads[name] = tape.gradient(value, body.value)
+    # The age output trains the network only when age is a task of the model.
+    assert (grads["age"] is not None) == (task in ("joint", "age"))
+    for name in outputs - {"age"}:
+        assert grads[name] is not None
+
+
+def test_masks_are_not_saturated_at_initialisation():
+    """Inference-mode soft masks at initialisation (BatchNorm moving statistics 0 and 1): with
+    plain He starts 99 % of the values sat below 0.01 or above 0.99; now below 5 %."""
+    model = agekeras.models.get("gra_net", input_shape=(32, 32, 3), base_filters=16)
+    x = np.random.RandomState(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    for module in attention_modules(model):
+        h = keras.Model(model.input, module.input)(x, training=False)
+        for u in module.pre_units:
+            h = u(h, training=False)
+        mask = keras.ops.convert_to_numpy(module.mask_branch(h, training=False))
+        assert np.mean((mask < 0.01) | (mask > 0.99)) < 0.05, module.name
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            assert (layer.momentum, layer.epsilon) == (0.9, 1e-5), layer.name
 
 
 def test_resnext_variant_and_odd_input_size():
@@ -143,9 +190,13 @@ def test_resnext_variant_and_odd_input_size():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="depth"):
         agekeras.models.get("gra_net", depth=50)
+    with pytest.raises(ValueError, match="task"):
+        agekeras.models.get("gra_net", task="race", **TINY)
+    with pytest.raises(ValueError, match="stem"):
+        agekeras.models.get("gra_net", stem="big", **TINY)
     with pytest.raises(ValueError, match=r"\(height, width, 3\)"):
         agekeras.models.get("gra_net", input_shape=(32, 32))
     with pytest.raises(ValueError, match="at least 32x32"):
         agekeras.models.get("gra_net", input_shape=(16, 16, 3))
     with pytest.raises(ValueError, match="increasing"):
-        GroupedAgeHead(group_edges=(30, 20))
+        agekeras.models.get("gra_net", group_edges=(30, 20), **TINY)

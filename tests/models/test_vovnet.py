@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from keras import ops
 
 import agekeras
+import agekeras.ages
 from agekeras.layers import coral_probabilities
 from agekeras.models import compile_args, make_targets
 from agekeras.models import vovnet as V
@@ -47,6 +48,7 @@ EXPECTED_PARAMS = {  # at 32x32x3, K = 12
     "vovnetv4": 48_379_851,
     "resnet34_ce": RESNET34_BACKBONE + 512 * K + K,
     "resnet34_coral": RESNET34_BACKBONE + 512 + K - 1,
+    "resnet34_orcnn": RESNET34_BACKBONE + 512 * (K - 1) + K - 1,  # one weight vector per task
 }
 
 
@@ -57,12 +59,14 @@ def v4():
 
 
 def test_registry_names_and_reuse_of_resnet34_coral():
-    assert agekeras.models.available(paper="vovnetv4") == ["resnet34_ce", "vovnet39", "vovnet57", "vovnetv4"]
+    assert agekeras.models.available(paper="vovnetv4") == [
+        "resnet34_ce", "resnet34_orcnn", "vovnet39", "vovnet57", "vovnetv4"
+    ]
     assert agekeras.models.entry("resnet34_coral").paper == "foundation"  # reused, not re-registered
     assert {"resnet34_coral", "vovnet57", "vovnetv4"} <= set(agekeras.models.available())
 
 
-@pytest.mark.parametrize("name", ["vovnet39", "vovnet57", "resnet34_ce", "resnet34_coral"])
+@pytest.mark.parametrize("name", ["vovnet39", "vovnet57", "resnet34_ce", "resnet34_coral", "resnet34_orcnn"])
 def test_parameter_counts(name):
     model = agekeras.models.get(name, input_shape=SHAPE, num_classes=K, age_min=15)
     assert model.count_params() == EXPECTED_PARAMS[name]
@@ -181,3 +185,38 @@ def test_bad_arguments_are_refused():
         agekeras.models.get("vovnetv4", input_shape=SHAPE, adaptive_filters=(8, 8))
     with pytest.raises(ValueError, match="depth"):
         V.vovnet_features(50)
+
+
+PRIOR_BUILDERS = ["vovnetv4", "vovnet39", "vovnet57", "resnet34_ce", "resnet34_orcnn", "resnet18_coral",
+                  "resnet34_coral", "resnet50_coral", "resnet18_dex", "resnet34_dex", "resnet50_dex"]
+
+
+@pytest.mark.parametrize("name", PRIOR_BUILDERS)
+def test_builders_accept_the_label_prior(name):
+    """`agekeras.training.build_model` passes `age_prior` to exactly these builders."""
+    import inspect
+
+    assert "age_prior" in inspect.signature(agekeras.models.entry(name).builder).parameters
+    assert "age_prior" not in inspect.signature(agekeras.models.entry("resnet18_regression").builder).parameters
+
+
+@pytest.mark.parametrize("name,head", [("resnet34_orcnn", "orcnn_head"), ("vovnet39", "coral_head")])
+def test_prior_reaches_the_head_and_an_all_zero_feature_decodes_to_the_median(name, head):
+    ages = np.r_[np.full(30, 16), np.full(50, 20), np.full(20, 25)]  # median 20
+    prior = agekeras.ages.age_prior(ages, 15, K)
+    model = agekeras.models.get(name, input_shape=SHAPE, num_classes=K, age_min=15, age_prior=prior.tolist())
+    bias = ops.convert_to_numpy(model.get_layer(head).bias)
+    np.testing.assert_allclose(bias, agekeras.layers.coral_prior_bias(prior), rtol=1e-5, atol=1e-5)
+    decode = model.get_layer(head.replace("head", "age"))
+    zero_logits = ops.convert_to_numpy(model.get_layer(head)(np.zeros((1, 512 if name.startswith("resnet") else 1024),
+                                                                     "float32")))
+    assert float(ops.convert_to_numpy(decode(zero_logits))[0]) == 20.0
+
+
+def test_orcnn_model_is_not_rank_consistent_by_construction():
+    keras.utils.set_random_seed(3)
+    model = agekeras.models.get("resnet34_orcnn", input_shape=SHAPE, num_classes=K, age_min=15)
+    x = np.random.RandomState(3).uniform(0, 255, (8, *SHAPE)).astype("float32")
+    logits = ops.convert_to_numpy(model(x, training=False)["age_logits"])
+    diffs = logits - logits[:, :1]
+    assert np.abs(diffs - diffs[:1]).max() > 1e-4  # no shared weight vector

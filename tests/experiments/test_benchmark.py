@@ -1,0 +1,252 @@
+"""The benchmark of every model (agekeras.experiments.benchmark) and the README table script."""
+
+import csv
+import importlib.util
+import json
+import math
+import pathlib
+import time
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from agekeras import plots
+from agekeras.experiments import benchmark as B
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+PAPERS = ROOT.parent / "shared" / "papers"
+
+
+def _readme_script():
+    spec = importlib.util.spec_from_file_location("readme_table", ROOT / "benchmarks" / "readme_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ----- a fake `train` writing what a finished run folder holds --------------------------------
+
+
+class FakeTrain:
+    """Writes a finished run folder (no TensorFlow), counting its calls."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, config):
+        self.calls.append((config.model, config.seed))
+        out = pathlib.Path(config.out)
+        out.mkdir(parents=True, exist_ok=True)
+        mae = 5.0 + len(config.model) / 10 + config.seed
+        (out / "config.json").write_text(json.dumps({"train": config.to_json(), "age_min": 0, "num_classes": 101,
+                                                     "splits": {"train": 100, "val": 10, "test": 30}}))
+        (out / "state.json").write_text(json.dumps({"epochs_done": 4, "train_seconds": 20.0, "finished": True}))
+        (out / "params.json").write_text(json.dumps({"params": 1000 * len(config.model)}))
+        metrics = {"mae": mae, "rmse": mae + 2, "ca3": 0.3, "ca5": 0.5, "ca7": 0.7, "median_predictor_mae": 20.0,
+                   "by_age": [{"bracket": "0-10", "n": 3, "mae": 2.0}, {"bracket": "10-20", "n": 0, "mae": None}],
+                   "by_gender": {"male": {"n": 15, "mae": mae - 1}, "female": {"n": 15, "mae": mae + 1}},
+                   "by_race": {}}
+        (out / "metrics.json").write_text(json.dumps(metrics))
+        (out / "history.csv").write_text("epoch,age_mae,train_seconds,val_age_mae\n0,9,5.0,8\n1,8,10.0,7.5\n"
+                                         "2,7,15.0,7.7\n3,6,20.0,7.0\n")
+        return metrics
+
+
+def _spec(tmp_path, models=("resnet18_dex", "resnet34_coral"), seeds=(0, 1), **kw):
+    return B.BenchmarkSpec(models=models, dataset="synthetic", dataset_kwargs={"n": 50}, time_budget=None, epochs=4,
+                           seeds=seeds, image_size=32, batch_size=16, out=str(tmp_path / "bench"), **kw)
+
+
+def test_fake_benchmark_writes_results_and_resumes_without_retraining(tmp_path):
+    fake = FakeTrain()
+    lines = []
+    results = B.run_benchmark(_spec(tmp_path), train_fn=fake, print_fn=lines.append)
+    assert fake.calls == [("resnet18_dex", 0), ("resnet18_dex", 1), ("resnet34_coral", 0), ("resnet34_coral", 1)]
+    assert sum(": training" in line for line in lines) == 4  # a progress line per run
+    row = results["runs"][0]
+    assert row["train_img_per_s"] == pytest.approx(4 * 100 / 20.0)  # epochs x train faces / training seconds
+    assert row["mae_age_0-10"] == 2.0 and "mae_age_10-20" not in row  # empty bracket: no number
+    assert row["mae_gender_male"] == pytest.approx(row["mae"] - 1) and not any(k.startswith("mae_race") for k in row)
+    assert results["curves"]["resnet18_dex"][0]["minutes"] == pytest.approx([5 / 60, 10 / 60, 15 / 60, 20 / 60])
+    with open(tmp_path / "bench" / "results.csv") as f:
+        assert len(list(csv.DictReader(f))) == 4
+    # a second call trains nothing (finished runs), a third model is trained alone
+    again = B.run_benchmark(_spec(tmp_path, models=("resnet18_dex", "resnet34_coral", "vovnetv4")), train_fn=fake,
+                            print_fn=lines.append)
+    assert fake.calls[4:] == [("vovnetv4", 0), ("vovnetv4", 1)]
+    assert len(again["runs"]) == 6 and {s["model"] for s in again["summary"]} == {"resnet18_dex", "resnet34_coral",
+                                                                                    "vovnetv4"}
+    assert again["paper"]["vovnetv4"]["MAE"] == 3.30
+
+
+def test_models_needing_landmarks_are_skipped_and_counted(tmp_path, monkeypatch):
+    monkeypatch.setattr(B, "_dataset_has_landmarks", lambda spec: False)
+    fake = FakeTrain()
+    results = B.run_benchmark(_spec(tmp_path, models=("resnet18_dex", "dhaa")), train_fn=fake, print_fn=lambda s: None)
+    assert [c[0] for c in fake.calls] == ["resnet18_dex", "resnet18_dex"]
+    assert [(s["model"], s["seed"]) for s in results["skipped"]] == [("dhaa", 0), ("dhaa", 1)]
+    assert "landmarks" in results["skipped"][0]["reason"]
+    assert B.skip_reason("dhaa", has_landmarks=True) is None and B.skip_reason("resnet18_dex", False) is None
+
+
+def test_a_failing_model_is_reported_and_the_others_run(tmp_path):
+    fake = FakeTrain()
+
+    def train(config):
+        if config.model == "resnet34_coral":
+            raise RuntimeError("boom")
+        return fake(config)
+
+    results = B.run_benchmark(_spec(tmp_path), train_fn=train, print_fn=lambda s: None)
+    assert [f["model"] for f in results["failed"]] == ["resnet34_coral"] * 2 and "boom" in results["failed"][0]["error"]
+    assert [r["model"] for r in results["runs"]] == ["resnet18_dex"] * 2
+
+
+def test_a_folder_with_another_protocol_is_refused(tmp_path):
+    B.run_benchmark(_spec(tmp_path, seeds=(0,)), train_fn=FakeTrain(), print_fn=lambda s: None)
+    other = _spec(tmp_path, seeds=(0,))
+    other.image_size = 64
+    with pytest.raises(ValueError, match="image_size"):
+        B.run_benchmark(other, train_fn=FakeTrain(), print_fn=lambda s: None)
+    changed = _spec(tmp_path, seeds=(0,), model_args={"resnet18_dex": {"dropout": 0.5}})
+    results = B.run_benchmark(changed, train_fn=FakeTrain(), print_fn=lambda s: None)
+    assert results["failed"] == []  # finished runs are not re-trained, whatever their args
+
+
+def test_aggregate_mean_and_sample_std_by_hand():
+    rows = [{"model": "a", "seed": 0, "mae": 6.0, "params": 10},
+            {"model": "b", "seed": 0, "mae": 9.0, "params": 20},
+            {"model": "a", "seed": 1, "mae": 7.0, "params": 10},
+            {"model": "a", "seed": 2, "mae": 8.0, "params": 10, "cross_fgnet_mae": 12.0},
+            {"model": "b", "seed": 1, "mae": None, "params": 20}]
+    a, b = B.aggregate(rows)
+    assert a["model"] == "a" and a["seeds"] == 3 and a["mae"] == 7.0 and a["mae_std"] == pytest.approx(1.0)
+    assert a["params_std"] == 0.0 and a["cross_fgnet_mae"] == 12.0 and a["cross_fgnet_mae_std"] is None
+    assert b["seeds"] == 2 and b["mae"] == 9.0 and b["mae_std"] is None  # None values do not count
+    assert "seed" not in a
+    assert B.mean_std(7.0, 1.0) == "7.00 ± 1.00" and B.mean_std(7.0) == "7.00" and B.mean_std(None) == "—"
+
+
+def test_leader_at_uses_the_best_epoch_so_far_averaged_over_seeds():
+    curves = {"fast": [{"seed": 0, "minutes": [0.5, 2, 6], "val_mae": [9, 8, 8.5]},
+                       {"seed": 1, "minutes": [0.5, 2, 6], "val_mae": [11, 9, 7.9]}],
+              "slow": [{"seed": 0, "minutes": [3, 6], "val_mae": [7, 6]}]}
+    lead = B.leader_at(curves, minutes=(1, 5, 15))
+    assert lead["1"]["model"] == "fast" and lead["1"]["val_mae"] == pytest.approx(10.0)
+    assert lead["5"]["model"] == "slow" and lead["5"]["scores"]["fast"] == pytest.approx(8.5)
+    assert lead["15"]["scores"] == pytest.approx({"fast": (8 + 7.9) / 2, "slow": 6.0})
+    assert B.leader_at({}, minutes=(1,))["1"]["model"] is None
+
+
+def test_parse_args_defaults_quick_and_errors():
+    spec = B.parse_args([])
+    assert spec.models == B.DEFAULT_MODELS and spec.time_budget == 15 and spec.epochs is None
+    assert (spec.seeds, spec.image_size, spec.batch_size, spec.out, spec.dataset) == ((0, 1, 2), 64, 64, "runs/bench",
+                                                                                      "utkface")
+    spec = B.parse_args(["--epochs", "3", "--models", "resnet18_dex,dhaa", "--model-arg", "dhaa:width=0.25",
+                         "--model-arg", "dhaa:name=\"x\"", "--cross", "fgnet:/data/fg:net", "--seeds", "4,5"])
+    assert spec.time_budget is None and spec.epochs == 3 and spec.view == "equal epochs"
+    assert spec.model_args == {"dhaa": {"width": 0.25, "name": "x"}} and spec.cross == (("fgnet", "/data/fg:net"),)
+    assert spec.seeds == (4, 5)
+    quick = B.parse_args(["--quick"])
+    assert quick.models == B.QUICK_MODELS and quick.dataset == "synthetic" and quick.epochs == 1
+    assert quick.dataset_kwargs == {"n": B.QUICK_FACES} and quick.image_size == 32 and quick.seeds == (0,)
+    for bad, match in ((["--models", "resnet_nope"], "Unknown model"), (["--model-arg", "dhaa=1"], "MODEL:KEY"),
+                       (["--models", "resnet18_dex", "--model-arg", "dhaa:width=1"], "not one of"),
+                       (["--cross", "fgnet"], "DATASET:DIR"), (["--seeds", "a"], "integers"),
+                       (["--dataset", "fgnet", "--data-dir", "d", "--cross", "fgnet:d"], "own dataset")):
+        with pytest.raises(ValueError, match=match):
+            B.parse_args(bad)
+    with pytest.raises(SystemExit):
+        B.parse_args(["--epochs", "2", "--time-budget", "1"])
+    assert B.main(["--models", "resnet_nope"]) == 2
+
+
+def test_paper_headlines_cover_the_default_models_and_match_the_papers():
+    assert set(B.DEFAULT_MODELS) <= set(B.PAPER_HEADLINES)
+    for model, p in B.PAPER_HEADLINES.items():
+        assert {"method", "table", "dataset", "pretraining"} <= set(p), model
+    if not PAPERS.is_dir():
+        pytest.skip("the papers' result files are not next to the repository")
+    text = "".join(f.read_text() for f in sorted(PAPERS.glob("00?-results.md")))
+    for model, p in B.PAPER_HEADLINES.items():
+        if p["MAE"] is not None:
+            assert f"{p['MAE']:g}" in text.replace("**", ""), model
+
+
+def test_tables_and_figures_from_results(tmp_path):
+    results = B.run_benchmark(_spec(tmp_path), train_fn=FakeTrain(), print_fn=lambda s: None)
+    md = B.summary_table(results).to_markdown()
+    assert "± " in md and "AFAD" in md and "Res18+EX" in md
+    assert md.index("resnet18_dex") < md.index("resnet34_coral")  # sorted by MAE
+    gender = B.group_table(results, "gender")
+    assert gender.columns == ["model", "male", "female"]
+    assert "no race labels" in B.group_table(results, "race").to_markdown()
+    with pytest.raises(ValueError):
+        B.group_table(results, "height")
+    for fig in (B.plot_mae_vs_minutes(results), B.plot_mae_vs_params(results), B.plot_mae_vs_speed(results),
+                B.plot_mae_by_group(results, "age"), B.plot_mae_by_group(results, "gender")):
+        assert isinstance(fig, Figure)
+    assert sorted(p.name for p in (tmp_path / "bench" / "figures").glob("*.png")) == [
+        "mae_by_age.png", "mae_vs_minutes.png", "mae_vs_params.png", "mae_vs_speed.png"]
+    with pytest.raises(ValueError, match="race"):
+        B.plot_mae_by_group(results, "race")
+
+
+def test_readme_table_writes_between_markers_and_refuses_without(tmp_path):
+    B.run_benchmark(_spec(tmp_path, seeds=(0,)), train_fn=FakeTrain(), print_fn=lambda s: None)
+    script = _readme_script()
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n\nbefore\n{script.START}\nold table\n{script.END}\nafter\n")
+    assert script.main([str(tmp_path / "bench" / "results.json"), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "old table" not in text and text.startswith("# title\n\nbefore\n") and text.endswith(f"{script.END}\nafter\n")
+    block = text[text.index(script.START):text.index(script.END)]
+    assert "| resnet18_dex" in block and "mean ± std" in block
+    assert script.main([str(tmp_path / "bench"), "--readme", str(readme)]) == 0 and readme.read_text() == text
+    for broken in ("no markers\n", f"{script.END}\n{script.START}\n", f"{script.START}\n{script.START}\n{script.END}\n"):
+        readme.write_text(broken)
+        assert script.main([str(tmp_path / "bench"), "--readme", str(readme)]) == 2
+        assert readme.read_text() == broken  # untouched
+    with pytest.raises(ValueError, match="exactly once"):
+        script.replace_between_markers("text", "block")
+
+
+def test_plot_lines_and_scatter_labeled():
+    fig = plots.plot_lines({"A": ([1, 2, 3], [9, 7, 6]), "B": [([1, 3], [8, 5]), ([1, 3], [8.5, 5.2])]},
+                           "minutes", "MAE", marks=[1, 5])
+    ax = fig.axes[0]
+    assert len(ax.lines) == 3 + 2  # three runs, two marks
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["A", "B"]
+    with pytest.raises(ValueError):
+        plots.plot_lines({"A": ([1, 2], [1])})
+    fig = plots.plot_scatter_labeled([1e6, 2e7], [6.5, 7.0], ["a", "b"], yerr=[0.1, math.nan], logx=True)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and [t.get_text() for t in ax.texts] == ["a", "b"]
+    with pytest.raises(ValueError):
+        plots.plot_scatter_labeled([1, 2], [1, 2], ["a"])
+
+
+@pytest.mark.slow
+def test_quick_benchmark_end_to_end_on_synthetic_faces(tmp_path):
+    out = tmp_path / "bench"
+    start = time.monotonic()
+    assert B.main(["--quick", "--out", str(out)]) == 0
+    elapsed = time.monotonic() - start
+    assert elapsed < 60, f"the quick benchmark took {elapsed:.0f} s"
+    results = json.loads((out / "results.json").read_text())
+    assert [r["model"] for r in results["runs"]] == list(B.QUICK_MODELS)
+    with open(out / "results.csv") as f:
+        header = next(csv.reader(f))
+    for field in ("model", "seed", "params", "train_img_per_s", "epochs", "mae", "rmse", "ca3", "ca5", "ca7",
+                  "mae_age_20-30", "mae_gender_male"):
+        assert field in header, field
+    for r in results["runs"]:
+        assert r["epochs"] == 1 and r["params"] > 1e6 and r["train_img_per_s"] > 0 and np.isfinite(r["mae"])
+    best = {m: (B.run_dir(out, m, 0) / "best.keras").stat().st_mtime for m in B.QUICK_MODELS}
+    counter = []
+    B.run_benchmark(B.parse_args(["--quick", "--out", str(out)]), train_fn=lambda c: counter.append(c),
+                    print_fn=lambda s: None)
+    assert counter == []  # finished (model, seed): not trained again
+    assert best == {m: (B.run_dir(out, m, 0) / "best.keras").stat().st_mtime for m in B.QUICK_MODELS}
