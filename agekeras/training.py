@@ -37,6 +37,10 @@ from agekeras import models as model_registry
 logger = logging.getLogger("agekeras.training")
 
 
+# Alignment convention of each dataset's face crops (see agekeras.datasets.align).
+DATASET_ALIGNMENT = {"utkface": "utkface"}
+
+
 @dataclasses.dataclass
 class TrainConfig:
     """Everything that defines a training run (saved as config.json).
@@ -71,6 +75,11 @@ class TrainConfig:
         model_kwargs: extra builder arguments.
         dataset_kwargs: extra reader arguments (e.g. `n` for synthetic).
         verbose: Keras progress-bar verbosity.
+        align: face-alignment convention of the training crops (a template
+            name of `agekeras.datasets.align.TEMPLATES`, or None for crops
+            used as they are); "auto" takes it from the dataset (utkface:
+            "utkface"). `predict` and cross-dataset `evaluate` align photos
+            this way before the model sees them.
     """
 
     model: str = "resnet18_dex"
@@ -99,6 +108,11 @@ class TrainConfig:
     model_kwargs: dict = dataclasses.field(default_factory=dict)
     dataset_kwargs: dict = dataclasses.field(default_factory=dict)
     verbose: int | str = "auto"
+    align: str | None = "auto"
+
+    def __post_init__(self):
+        if self.align == "auto":
+            self.align = DATASET_ALIGNMENT.get(self.dataset)
 
     def to_json(self):
         return dataclasses.asdict(self)
