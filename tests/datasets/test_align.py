@@ -136,3 +136,180 @@ def test_mtcnn_on_synthetic_cartoon_faces(tmp_path):
     # within 7 px (a cartoon mouth corner is where MTCNN disagrees most).
     assert err[:, :2].max() < 3.0 and err.max() < 7.0, err
     assert np.median(err) < 2.5, err
+
+
+# ----- images of every kind -----------------------------------------------------------
+
+
+def _face(size=128, seed=0):
+    mem = load("synthetic", n=1, image_size=size, seed=seed)
+    return mem.images[0], mem.landmarks[0].astype("float64")
+
+
+def test_read_image_handles_modes_exif_and_bad_files(tmp_path):
+    rgb, _ = _face(64)
+    Image.fromarray(rgb).convert("L").save(tmp_path / "gray.png")
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=95)
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 255, "uint8")])
+    rgba[:8, :8, 3] = 0  # a transparent corner -> white
+    Image.fromarray(rgba).save(tmp_path / "rgba.png")
+    upright = rgb[:, :48]  # 64 x 48, not square
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    Image.fromarray(np.ascontiguousarray(np.rot90(upright))).save(tmp_path / "exif.jpg", exif=exif, quality=95)
+    good = tmp_path / "good.jpg"
+    Image.fromarray(rgb).save(good)
+    (tmp_path / "broken.jpg").write_bytes(good.read_bytes()[:200])
+    (tmp_path / "notes.jpg").write_text("not an image")
+
+    gray = A.read_image(tmp_path / "gray.png")
+    assert gray.shape == (64, 64, 3) and gray.dtype == np.uint8 and (gray[..., 0] == gray[..., 2]).all()
+    assert np.abs(A.read_image(tmp_path / "cmyk.jpg").astype(int) - rgb).mean() < 8
+    out = A.read_image(tmp_path / "rgba.png")
+    assert (out[:8, :8] == 255).all() and (out[10:, 10:] == rgb[10:, 10:]).all()
+    exif_img = A.read_image(tmp_path / "exif.jpg")
+    assert exif_img.shape == (64, 48, 3) and np.abs(exif_img.astype(int) - upright).mean() < 8
+    with pytest.raises(A.ImageReadError, match="broken"):
+        A.read_image(tmp_path / "broken.jpg")
+    with pytest.raises(A.ImageReadError, match="not an image"):
+        A.read_image(tmp_path / "notes.jpg")
+    with pytest.raises(A.ImageReadError, match="no such file"):
+        A.read_image(tmp_path / "missing.jpg")
+    # Arrays: grayscale, alpha and [0, 1] floats.
+    assert A.read_image(rgb[..., 0]).shape == (64, 64, 3)
+    assert A.read_image(rgba)[0, 0].tolist() == [255, 255, 255]
+    assert A.read_image(rgb / 255.0).dtype == np.uint8
+    # Folders: images only, recursively; named files whatever their extension.
+    (tmp_path / "sub").mkdir()
+    Image.fromarray(rgb).save(tmp_path / "sub" / "deep.png")
+    listed = A.list_images([tmp_path])
+    assert str(tmp_path / "sub" / "deep.png") in listed and not any(p.endswith(".txt") for p in listed)
+    assert A.list_images([tmp_path / "notes.jpg"]) == [str(tmp_path / "notes.jpg")]
+    with pytest.raises(FileNotFoundError):
+        A.list_images([tmp_path / "nowhere"])
+
+
+def _row(box, conf, pts):
+    return [*box, conf, *pts[:, 0], *pts[:, 1]]
+
+
+def test_select_faces_orders_by_size_and_counts_tiny_faces():
+    _, pts = _face()
+    rows = np.array([
+        _row([0, 0, 10, 10], 0.99, pts * 0.1),       # tiny
+        _row([10, 10, 60, 70], 0.95, pts),            # small
+        _row([0, 0, 120, 120], 0.97, pts),            # large
+        _row([0, 0, 100, 100], 0.50, pts),            # not confident
+    ])
+    found = A.select_faces(rows, min_confidence=0.9, min_face=20)
+    assert [f.box[2] for f in found.faces] == [120, 60] and found.tiny == 1
+    assert found.faces[0].landmarks.shape == (5, 2)
+    assert A.select_faces(np.empty((0, 15))).faces == []
+
+
+def test_alignment_undoes_rotation_scale_and_shift():
+    image, pts = _face(128)
+    # Rotate the face by 25 degrees, shrink it and move it in a larger photo.
+    angle = np.deg2rad(25)
+    rot = 0.7 * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    m = np.c_[rot, [80.0, 40.0]]
+    photo = A.warp(image, m, 260)
+    moved = A.apply_transform(m, pts + 0.5) - 0.5
+    for name in ("utkface", "dhaa"):
+        t = A.TEMPLATES[name]
+        crop, out = A.align_face(photo, moved, name)
+        assert crop.shape == (t.size, t.size, 3)
+        # The similarity recovers the face up to its own shape: the same
+        # crop as aligning the unrotated face.
+        ref_crop, ref = A.align_face(image, pts, name)
+        np.testing.assert_allclose(out, ref, atol=1e-3)
+        assert np.abs(crop.astype(int) - ref_crop).mean() < 12
+    # The template's landmarks are a fixed point of the alignment.
+    t = A.TEMPLATES["utkface"]
+    _, same = A.align_face(np.zeros((200, 200, 3), "uint8"), t.landmarks(), t)
+    np.testing.assert_allclose(same, t.landmarks(), atol=1e-4)
+
+
+def test_similarity_transform_and_fit_template():
+    rng = np.random.default_rng(0)
+    src = rng.normal(size=(5, 2))
+    a = np.deg2rad(-40)
+    m_true = np.c_[1.7 * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]), [3.0, -2.0]]
+    np.testing.assert_allclose(A.similarity_transform(src, A.apply_transform(m_true, src)), m_true, atol=1e-9)
+    # Faces that are exact similarity copies of the template: zero residual,
+    # the template is recovered; noise of 1 px gives ~1 px of residual.
+    t = A.TEMPLATES["utkface"]
+    base = t.landmarks(200)
+    copies = np.stack([A.apply_transform(np.c_[np.eye(2) * s, [0, 0]], base + 0.5) - 0.5 for s in (1.0, 1.0, 1.0)])
+    points, residual = A.fit_template(copies, 200)
+    np.testing.assert_allclose(points, t.points, atol=1e-9)
+    assert residual.max() < 1e-6
+    noisy = base[None] + rng.normal(scale=1.0, size=(200, 5, 2))
+    noisy[0] = np.nan  # ignored
+    points, residual = A.fit_template(noisy, 200)
+    assert len(residual) == 199 and 0.5 < residual.mean() < 1.5
+    with pytest.raises(ValueError, match="Unknown alignment"):
+        A.get_template("ffhq")
+
+
+class ShapeDetector:
+    """Fake MTCNN: the faces of an image are looked up by its shape; counts calls."""
+
+    def __init__(self, table):
+        self.table, self.calls = table, 0
+
+    def detect_faces(self, images, box_format="xyxy", output_type="numpy"):
+        self.calls += 1
+        rows = []
+        for j, im in enumerate(images):
+            for r in self.table.get(im.shape[:2], []):
+                rows.append([j, *r])
+        return np.array(rows, dtype="float64").reshape(-1, 16)
+
+
+def test_detect_faces_and_the_detection_cache(tmp_path):
+    image, pts = _face(128)
+    two = np.concatenate([image, image], axis=1)  # 128 x 256: two faces
+    det = ShapeDetector({
+        (128, 128): [_row([20, 20, 110, 110], 0.99, pts)],
+        (128, 256): [_row([20, 20, 110, 110], 0.99, pts), _row([148, 20, 238, 110], 0.98, pts + [128, 0])],
+    })
+    found = A.detect_faces([image, two, np.zeros((50, 60, 3), "uint8")], det)
+    assert [len(f.faces) for f in found] == [1, 2, 0]
+    np.testing.assert_allclose(found[0].faces[0].landmarks, pts)
+    # Large photos are shrunk for the detector; coordinates come back in the photo's pixels.
+    big = np.asarray(Image.fromarray(image).resize((512, 512)))
+    det_small = ShapeDetector({(128, 128): [_row([20, 20, 110, 110], 0.99, pts)]})
+    got = A.detect_faces([big], det_small, max_side=128)[0].faces[0].landmarks
+    np.testing.assert_allclose(got, (pts + 0.5) * 4 - 0.5, atol=1e-6)
+    # The cache: a second pass does not call the detector; a changed file is redone.
+    paths = []
+    for k, im in enumerate([image, two]):
+        paths.append(str(tmp_path / f"p{k}.png"))
+        Image.fromarray(im).save(paths[-1])
+    (tmp_path / "bad.png").write_text("no")
+    paths.append(str(tmp_path / "bad.png"))
+    cache = A.DetectionCache(tmp_path / "cache")
+    rows, errors, _ = A.detect_files(paths, det, cache=cache)
+    assert [len(r) for r in rows[:2]] == [1, 2] and rows[2] is None and list(errors) == [paths[2]]
+    calls = det.calls
+    rows2, _, _ = A.detect_files(paths[:2], det, cache=A.DetectionCache(tmp_path / "cache"))
+    assert det.calls == calls
+    np.testing.assert_allclose(rows2[1], rows[1], atol=1e-3)
+    Image.fromarray(two[:, :128]).save(paths[1])  # changed: now one face
+    rows3, _, _ = A.detect_files(paths[:2], det, cache=A.DetectionCache(tmp_path / "cache"))
+    assert det.calls > calls and len(rows3[1]) == 1
+
+
+def test_aligned_dataset_counts_missed_faces(tmp_path):
+    image, pts = _face(128)
+    paths = []
+    for k, im in enumerate([image, np.zeros((100, 90, 3), "uint8")]):
+        paths.append(str(tmp_path / f"p{k}.png"))
+        Image.fromarray(im).save(paths[-1])
+    ds = AgeDataset(name="files", age=np.array([20.0, 30.0]), paths=paths)
+    det = ShapeDetector({(128, 128): [_row([20, 20, 110, 110], 0.99, pts)]})
+    out, report = A.aligned_dataset(ds, "utkface", size=64, detector=det, cache=A.DetectionCache(tmp_path / "c"))
+    assert out.images.shape == (2, 64, 64, 3) and report["faces_missed"] == 1 and report["missed"] == [paths[1]]
+    np.testing.assert_allclose(out.age, ds.age)
+    assert np.isfinite(out.landmarks).all()
