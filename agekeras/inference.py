@@ -447,8 +447,7 @@ def serving_model(predictor):
     x = keras.ops.cast(inp, "float32")
     if predictor.needs_landmarks:
         pts = A.TEMPLATES[predictor.align or DEFAULT_ALIGN].landmarks(s).astype("float32")
-        batch = keras.ops.shape(x)[0]
-        marks = keras.ops.broadcast_to(keras.ops.convert_to_tensor(pts)[None], (batch, 5, 2))
+        marks = keras.ops.zeros_like(x[:, :5, :2, 0]) + pts  # (batch, 5, 2), batch size unknown here
         out = predictor.model({"image": x, "landmarks": marks})
     else:
         out = predictor.model(x)
