@@ -64,6 +64,33 @@ from agekeras.datasets.align import TEMPLATES as _TEMPLATES
 ALIGN_TEMPLATE = _TEMPLATES["dhaa"].points
 
 
+def fit_template_from_csv(csv_path, size, log=print):
+    """Fit a template (`agekeras.datasets.align.fit_template`) to the rows of a
+    landmarks CSV whose points MTCNN found (filled rows are left out).
+
+    Returns:
+        dict with `template` (5 x 2 relative positions), `faces`, and the mean
+        and median per-face `residual_px`.
+    """
+    import csv
+
+    import numpy as np
+
+    from agekeras.datasets.align import fit_template
+
+    with open(csv_path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["source"] == "mtcnn"]
+    pts = np.array([[float(r[f"{a}{i}"]) for i in range(5) for a in ("lx", "ly")] for r in rows]).reshape(-1, 5, 2)
+    points, residual = fit_template(pts, size)
+    result = {"template": np.round(points, 4).tolist(), "faces": len(residual),
+              "residual_px": float(residual.mean()), "residual_median_px": float(np.median(residual))}
+    if log:
+        log(f"template of {len(residual)} faces ({size} px crops): {result['template']}")
+        log(f"residual after a similarity fit: mean {residual.mean():.2f} px, median {np.median(residual):.2f} px "
+            f"per point at {size} px")
+    return result
+
+
 def main(argv=None):
     """Run the command line; returns the result dict of `write_landmarks_csv`."""
     from agekeras.datasets.readers import READERS
@@ -79,6 +106,9 @@ def main(argv=None):
     p.add_argument("--force", action="store_true", help="recompute an existing CSV")
     p.add_argument("--aligned-dir", type=pathlib.Path, help="also write aligned crops there")
     p.add_argument("--aligned-size", type=int, default=256)
+    p.add_argument("--fit-template", type=int, metavar="CROP_SIZE",
+                   help="fit an alignment template to the MTCNN landmarks of already aligned crops of this size "
+                        "(e.g. 200 for UTKFace) and print it with its residual")
     p.add_argument("--aligned-template", default="dhaa", choices=sorted(_TEMPLATES),
                    help="alignment convention of the crops (default: DHAA's eyes + upper lip)")
     a = p.parse_args(argv)
@@ -94,6 +124,8 @@ def main(argv=None):
             ds, out, missing=a.missing, keep_existing=not a.no_keep_existing,
             batch_size=a.batch_size, min_confidence=a.min_confidence,
         )  # fmt: skip
+    if a.fit_template:
+        result.update(fit_template_from_csv(out, a.fit_template))
     if a.aligned_dir:
         result["aligned_csv"] = str(write_aligned_crops(out, a.aligned_dir, a.aligned_size, a.aligned_template))
     return result

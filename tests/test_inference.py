@@ -215,3 +215,26 @@ def test_export_saved_model_and_tflite_match_keras(tmp_path, kind):
     runner = interp.get_signature_runner()
     got = runner(**{list(runner.get_input_details())[0]: crops})
     assert _max_diff(list(got.values())[0], want) < 1e-2
+
+
+@pytest.mark.slow
+def test_cross_dataset_evaluate_aligns_and_counts_missed_faces(photos, tmp_path, monkeypatch):
+    from agekeras.training import evaluate
+
+    folder, det = photos
+    monkeypatch.setattr(A, "make_detector", lambda: det)
+    monkeypatch.setenv("AGEKERAS_CACHE", str(tmp_path / "cache"))
+    table = tmp_path / "faces.csv"
+    names = ["face.jpg", "gray.png", "wall.png", "sub/two.png"]
+    table.write_text("path,age\n" + "".join(f"{folder / n},{20 + i}\n" for i, n in enumerate(names)))
+    run = make_run(tmp_path / "run", tiny_model())
+    aligned = evaluate(run, dataset="csv", data_dir=str(table), split="all")
+    assert aligned["align"] == "utkface" and aligned["faces_missed"] == 1 and aligned["n"] == 4
+    assert aligned["missed"] == [str(folder / "wall.png")]
+    assert (run / "metrics_csv_utkface.json").exists()
+    plain = evaluate(run, dataset="csv", data_dir=str(table), split="all", align=None)
+    assert "faces_missed" not in plain and (run / "metrics_csv.json").exists()
+    # The detections are cached: a second aligned pass never calls the detector.
+    monkeypatch.setattr(A, "make_detector", lambda: pytest.fail("detector called despite the cache"))
+    again = evaluate(run, dataset="csv", data_dir=str(table), split="all")
+    assert again["mae"] == pytest.approx(aligned["mae"])
