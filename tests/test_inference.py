@@ -238,3 +238,40 @@ def test_cross_dataset_evaluate_aligns_and_counts_missed_faces(photos, tmp_path,
     monkeypatch.setattr(A, "make_detector", lambda: pytest.fail("detector called despite the cache"))
     again = evaluate(run, dataset="csv", data_dir=str(table), split="all")
     assert again["mae"] == pytest.approx(aligned["mae"])
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_real_mtcnn_reproduces_the_utkface_framing(utkface_dev_dir):
+    """Re-aligning a UTKFace crop with the fitted "utkface" template gives back
+    nearly the same crop: the template is UTKFace's framing."""
+    pytest.importorskip("mtcnn")
+    files = sorted(utkface_dev_dir.rglob("*.jpg"))[:12]
+    images = [A.read_image(f) for f in files]
+    found = A.detect_faces(images, min_confidence=0.9)
+    diffs, shifts = [], []
+    t = A.TEMPLATES["utkface"]
+    for im, f in zip(images, found):
+        if not f.faces:
+            continue
+        crop, _ = A.align_face(im, f.faces[0].landmarks, "utkface")
+        diffs.append(np.abs(crop.astype(int) - im).mean())
+        m = A.similarity_transform(f.faces[0].landmarks + 0.5, t.points * 200)
+        shifts.append(np.abs(A.apply_transform(m, [[100.0, 100.0]]) - 100).max())
+    assert len(diffs) >= 8
+    assert np.median(shifts) < 8, shifts  # the crop centre moves by a few pixels at most
+    assert np.median(diffs) < 40, diffs
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_predict_on_fgnet_photos_with_real_mtcnn(fgnet_dir, tmp_path):
+    pytest.importorskip("mtcnn")
+    files = sorted((fgnet_dir / "images").glob("*"))[:4]
+    faces = inference.predict(files, tiny_model(), annotate_dir=tmp_path / "ann")
+    assert len({f["file"] for f in faces}) >= 3
+    for f in faces:
+        w, h = Image.open(f["file"]).size
+        x1, y1, x2, y2 = f["box"]
+        assert -5 <= x1 < x2 <= w + 5 and -5 <= y1 < y2 <= h + 5
+    assert faces.stats["detection_faces_per_s"] > 0

@@ -25,8 +25,9 @@ One template per training convention, in `TEMPLATES`:
 - `"utkface"`: the framing of UTKFace's "aligned & cropped" 200 x 200 faces,
   all five points; fitted as the mean MTCNN landmarks of the utkface-dev
   crops (`fit_template`); a similarity fit of one face's points to it
-  leaves 2.9 px of mean residual per point at 200 px (the faces' own shape
-  differences, plus the detector's noise).
+  leaves 4.5 px of mean residual per point at 200 px (the faces' own shape
+  and pose differences, plus the detector's noise): the precision to which
+  a photo can be framed like a UTKFace crop from five MTCNN points.
 - `"dhaa"`: DHAA's pre-processing (Tan et al., 2018, as cited by the DHAA
   paper): the eye centres and the upper lip (midpoint of the mouth corners)
   at fixed positions, 256 x 256 px; the same canonical face as
@@ -105,11 +106,12 @@ class Template:
 
 
 TEMPLATES = {
-    # Mean MTCNN landmarks of the 7,812 utkface-dev crops (200 x 200), as
-    # fitted by `fit_template` (see the module docstring for the residual).
+    # Mean MTCNN landmarks of utkface-dev's aligned 200 x 200 crops
+    # (`fit_template`; `python -m data_prep.align_faces utkface --data-dir
+    # ... --fit-template 200` refits it).
     "utkface": Template(
         "utkface",
-        np.array([[0.3175, 0.4555], [0.6817, 0.4544], [0.5000, 0.6348], [0.3465, 0.7845], [0.6532, 0.7839]]),
+        np.array([[0.2999, 0.2941], [0.6863, 0.2942], [0.4908, 0.5191], [0.3165, 0.6853], [0.6679, 0.6859]]),
         200,
     ),
     # DHAA: eye centres and upper lip; `CANONICAL` of aligned_region_pooling
