@@ -175,7 +175,8 @@ def read_image(source):
     except UnidentifiedImageError:
         raise ImageReadError(f"{path}: not an image (unrecognised format)") from None
     except (OSError, SyntaxError, ValueError) as e:
-        raise ImageReadError(f"{path}: broken image file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ImageReadError(f"{path}: broken image file ({reason})") from None
 
 
 def _pil_to_rgb(im):
