@@ -313,3 +313,14 @@ def test_aligned_dataset_counts_missed_faces(tmp_path):
     assert out.images.shape == (2, 64, 64, 3) and report["faces_missed"] == 1 and report["missed"] == [paths[1]]
     np.testing.assert_allclose(out.age, ds.age)
     assert np.isfinite(out.landmarks).all()
+
+
+def test_align_stands_apart_and_imports_mtcnn_lazily():
+    import subprocess
+    import sys
+
+    code = ("import sys, agekeras.datasets.align; "
+            "bad = [m for m in sys.modules if m.startswith(('agekeras.models', 'agekeras.training', "
+            "'agekeras.plots', 'mtcnn'))]; print(bad); sys.exit(bool(bad))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
