@@ -19,6 +19,11 @@ import os
 import sys
 
 
+# "auto", "none" and the templates of agekeras.datasets.align.TEMPLATES (not
+# imported here, to keep `--help` fast).
+ALIGN_CHOICES = ("auto", "none", "utkface", "dhaa")
+
+
 def _parser():
     p = argparse.ArgumentParser(prog="python -m agekeras", description="Facial age estimation with Keras 3.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -56,7 +61,7 @@ def _parser():
     _data_args(e, default_dataset=None)
     e.add_argument("--split", default="test", choices=["test", "val", "all"])
     e.add_argument("--checkpoint", default="best.keras", choices=["best.keras", "last.keras"])
-    e.add_argument("--align", default="auto", metavar="{auto,none,utkface,dhaa}",
+    e.add_argument("--align", default="auto", choices=ALIGN_CHOICES,
                    help="another dataset's photos: detect + align faces like the training crops "
                         "(auto: the run's convention; none: photos as they are)")
 
@@ -65,7 +70,7 @@ def _parser():
     src = pr.add_mutually_exclusive_group(required=True)
     src.add_argument("--run", metavar="RUN_DIR", help="a run directory (its alignment and best.keras)")
     src.add_argument("--model", metavar="FILE.keras", help="a saved model file")
-    pr.add_argument("--align", default="auto", metavar="{auto,none,utkface,dhaa}",
+    pr.add_argument("--align", default="auto", choices=ALIGN_CHOICES,
                     help="face alignment (auto: the run's training convention)")
     pr.add_argument("--annotate", metavar="OUT_DIR", help="write copies of the photos with boxes and ages")
     pr.add_argument("--out", metavar="FILE.jsonl", help="write the JSON lines there instead of stdout")

@@ -184,6 +184,10 @@ def test_predict_command_exit_codes_and_errors(photos, tmp_path, monkeypatch, ca
     assert "takes 48 px images but its run says 32 px" in capsys.readouterr().err
 
 
+def test_cli_align_choices_are_the_templates():
+    assert set(cli.ALIGN_CHOICES) == {"auto", "none", *A.TEMPLATES}
+
+
 def _max_diff(a, b):
     return float(np.max(np.abs(np.asarray(a, "float64").reshape(-1) - np.asarray(b, "float64").reshape(-1))))
 
