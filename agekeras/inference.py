@@ -408,21 +408,26 @@ def _progress_bar(total):
 
 
 def _annotate(image, faces, out_dir, name):
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageFont
 
     im = Image.fromarray(image)
     draw = ImageDraw.Draw(im)
     width = max(2, round(max(im.size) / 300))
+    pt = max(11, round(max(im.size) / 45))
+    try:
+        font = ImageFont.load_default(size=pt)
+    except TypeError:  # Pillow without FreeType: the fixed bitmap font
+        font, pt = ImageFont.load_default(), 11
     for f in faces:
         x1, y1, x2, y2 = f["box"]
         draw.rectangle([x1, y1, x2, y2], outline=(255, 40, 40), width=width)
         label = f"{f['age']:.0f}" + (f" ±{f['age_std']:.0f}" if "age_std" in f else "")
         if "gender" in f:
             label += " " + f["gender"][0].upper()
-        tw = draw.textlength(label)
-        top = max(0, y1 - 14)
-        draw.rectangle([x1, top, x1 + tw + 6, top + 14], fill=(255, 40, 40))
-        draw.text((x1 + 3, top + 1), label, fill=(255, 255, 255))
+        tw = draw.textlength(label, font=font)
+        top = max(0, y1 - pt - 4)
+        draw.rectangle([x1, top, x1 + tw + 6, top + pt + 4], fill=(255, 40, 40))
+        draw.text((x1 + 3, top + 1), label, fill=(255, 255, 255), font=font)
     stem = pathlib.Path(name).stem if _is_file(name) else name.strip("<>").replace(" ", "_")
     target = out_dir / f"{stem}.jpg"
     n = 1
