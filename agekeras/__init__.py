@@ -3,7 +3,9 @@
 `import agekeras` registers every layer, loss and metric with Keras, so that
 `keras.saving.load_model("best.keras")` works right after it. The other
 subpackages load on first use: `agekeras.models`, `agekeras.datasets`,
-`agekeras.training`, `agekeras.experiments`, `agekeras.plots`.
+`agekeras.training`, `agekeras.experiments`, `agekeras.plots`,
+`agekeras.inference`; `agekeras.predict(photos, run_dir)` gives the age of
+every face in photos (see `agekeras.inference.predict`).
 """
 
 import importlib
@@ -12,10 +14,13 @@ from agekeras import layers, losses, metrics  # noqa: F401  (register the custom
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("models", "datasets", "training", "experiments", "plots", "tables", "ages", "cli")
+_SUBMODULES = ("models", "datasets", "training", "experiments", "plots", "tables", "ages", "inference", "cli")
+_FUNCTIONS = {"predict": "inference"}
 
 
 def __getattr__(name):
     if name in _SUBMODULES:
         return importlib.import_module(f"agekeras.{name}")
+    if name in _FUNCTIONS:
+        return getattr(importlib.import_module(f"agekeras.{_FUNCTIONS[name]}"), name)
     raise AttributeError(f"module 'agekeras' has no attribute {name!r}")

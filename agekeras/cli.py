@@ -1,9 +1,12 @@
-"""Command line: `python -m agekeras {quickstart,train,evaluate,benchmark,list}`.
+"""Command line: `python -m agekeras {quickstart,train,evaluate,predict,export,benchmark,list}`.
 
     python -m agekeras quickstart                      # ~4 min on 2 CPU cores
     python -m agekeras train --model resnet18_dex --dataset utkface \\
         --data-dir ../shared/datasets/utkface-dev --time-budget 15 --out runs/r18
     python -m agekeras evaluate --run runs/r18
+    python -m agekeras evaluate --run runs/r18 --dataset fgnet --data-dir ../shared/datasets/fgnet --split all
+    python -m agekeras predict photo.jpg photos/ --run runs/r18 --annotate annotated/ > ages.jsonl
+    python -m agekeras export --run runs/r18 --format tflite
     python -m agekeras list
 """
 
@@ -14,6 +17,11 @@ import json
 import logging
 import os
 import sys
+
+
+# "auto", "none" and the templates of agekeras.datasets.align.TEMPLATES (not
+# imported here, to keep `--help` fast).
+ALIGN_CHOICES = ("auto", "none", "utkface", "dhaa")
 
 
 def _parser():
@@ -37,6 +45,29 @@ def _parser():
     _data_args(e, default_dataset=None)
     e.add_argument("--split", default="test", choices=["test", "val", "all"])
     e.add_argument("--checkpoint", default="best.keras", choices=["best.keras", "last.keras"])
+    e.add_argument("--align", default="auto", choices=ALIGN_CHOICES,
+                   help="another dataset's photos: detect + align faces like the training crops "
+                        "(auto: the run's convention; none: photos as they are)")
+
+    pr = sub.add_parser("predict", help="the age of every face in photos (one JSON line per face)")
+    pr.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
+    src = pr.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", metavar="RUN_DIR", help="a run directory (its alignment and best.keras)")
+    src.add_argument("--model", metavar="FILE.keras", help="a saved model file")
+    pr.add_argument("--align", default="auto", choices=ALIGN_CHOICES,
+                    help="face alignment (auto: the run's training convention)")
+    pr.add_argument("--annotate", metavar="OUT_DIR", help="write copies of the photos with boxes and ages")
+    pr.add_argument("--out", metavar="FILE.jsonl", help="write the JSON lines there instead of stdout")
+    pr.add_argument("--min-face", type=int, default=20, help="skip faces smaller than this (pixels, default 20)")
+    pr.add_argument("--min-confidence", type=float, default=0.9)
+    pr.add_argument("--batch-size", type=int, default=32)
+    pr.add_argument("--no-cache", action="store_true", help="do not keep the detections of files in the cache")
+
+    x = sub.add_parser("export", help="export a run's model: aligned uint8 face crops in, ages out")
+    x.add_argument("--run", required=True, metavar="RUN_DIR")
+    x.add_argument("--format", default="saved_model", choices=["saved_model", "tflite"])
+    x.add_argument("--out", help="output (default RUN_DIR/export_saved_model or RUN_DIR/model.tflite)")
+    x.add_argument("--checkpoint", default="best.keras", choices=["best.keras", "last.keras"])
 
     q = sub.add_parser("quickstart", help="train a small baseline in a few minutes and show where the results are")
     q.add_argument("--data-dir", help="a UTKFace folder instead of the embedded synthetic faces")
@@ -172,8 +203,57 @@ def cmd_evaluate(a):
 
     if a.dataset:
         _check_names(dataset=a.dataset)
-    result = evaluate(a.run, dataset=a.dataset, data_dir=a.data_dir, split=a.split, checkpoint=a.checkpoint)
+    align = None if a.align == "none" else a.align
+    result = evaluate(a.run, dataset=a.dataset, data_dir=a.data_dir, split=a.split, checkpoint=a.checkpoint,
+                      align=align)  # fmt: skip
     _report(a.run, result)
+
+
+def cmd_predict(a):
+    """Faces as JSON lines; problems one line each on stderr. Exit code 1 when
+    no face at all could be predicted."""
+    from agekeras import inference
+    from agekeras.datasets.align import list_images
+
+    paths = []
+    for p in a.paths:
+        try:
+            paths.extend(list_images([p]))
+        except FileNotFoundError as e:
+            print(f"error: {e}", file=sys.stderr)
+    try:
+        predictor = inference.load_predictor(a.run or a.model, align=None if a.align == "none" else a.align)
+    except (OSError, ValueError) as e:
+        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 2
+    result = inference.predict(
+        paths, predictor, min_confidence=a.min_confidence, min_face=a.min_face, batch_size=a.batch_size,
+        cache=not a.no_cache, annotate_dir=a.annotate, progress=len(paths) > 20,
+    )  # fmt: skip
+    out = open(a.out, "w") if a.out else sys.stdout
+    try:
+        for face in result:
+            print(json.dumps(face), file=out)
+    finally:
+        if a.out:
+            out.close()
+    s = result.stats
+    print(f"{s['faces']} faces in {s['images_with_faces']} of {s['images']} images; {s['problems']} images "
+          f"without a prediction; detection {s['detection_faces_per_s']} faces/s ({s['detection_images_per_s']} "
+          f"images/s), model {s['model_faces_per_s']} faces/s", file=sys.stderr)  # fmt: skip
+    if a.annotate:
+        print(f"annotated: {a.annotate}", file=sys.stderr)
+    return 0 if len(result) else 1
+
+
+def cmd_export(a):
+    import pathlib
+
+    from agekeras.inference import export_model
+
+    default = "export_saved_model" if a.format == "saved_model" else "model.tflite"
+    out = export_model(a.run, a.out or pathlib.Path(a.run) / default, a.format, checkpoint=a.checkpoint)
+    print(f"exported: {out}")
 
 
 def cmd_quickstart(a):
@@ -198,7 +278,8 @@ def cmd_quickstart(a):
 
 
 def _report(run_dir, result):
-    keys = ("mae", "rmse", "ca5", "median_predictor_mae", "gender_accuracy", "epsilon_error", "n")
+    keys = ("mae", "rmse", "ca5", "median_predictor_mae", "gender_accuracy", "epsilon_error", "n", "align",
+            "faces_missed")
     summary = {k: round(v, 4) if isinstance(v, float) else v for k, v in result.items() if k in keys}
     print(json.dumps(summary))
     print(f"metrics:  {os.path.join(run_dir, 'metrics.json')}")
@@ -234,7 +315,7 @@ def main(argv=None):
         return int(benchmark.main(argv[1:]) or 0)
     args = _parser().parse_args(argv)
     commands = {"train": cmd_train, "evaluate": cmd_evaluate, "quickstart": cmd_quickstart, "list": cmd_list,
-                "benchmark": cmd_benchmark}
+                "predict": cmd_predict, "export": cmd_export, "benchmark": cmd_benchmark}  # fmt: skip
     return int(commands[args.command](args) or 0)
 
 

@@ -38,6 +38,10 @@ from agekeras.ages import GENDER_NAMES, RACE_NAMES
 logger = logging.getLogger("agekeras.training")
 
 
+# Alignment convention of each dataset's face crops (see agekeras.datasets.align).
+DATASET_ALIGNMENT = {"utkface": "utkface"}
+
+
 @dataclasses.dataclass
 class TrainConfig:
     """Everything that defines a training run (saved as config.json).
@@ -78,6 +82,11 @@ class TrainConfig:
         model_kwargs: extra builder arguments.
         dataset_kwargs: extra reader arguments (e.g. `n` for synthetic).
         verbose: Keras progress-bar verbosity.
+        align: face-alignment convention of the training crops (a template
+            name of `agekeras.datasets.align.TEMPLATES`, or None for crops
+            used as they are); "auto" takes it from the dataset (utkface:
+            "utkface"). `predict` and cross-dataset `evaluate` align photos
+            this way before the model sees them.
     """
 
     model: str = "resnet18_dex"
@@ -107,6 +116,11 @@ class TrainConfig:
     model_kwargs: dict = dataclasses.field(default_factory=dict)
     dataset_kwargs: dict = dataclasses.field(default_factory=dict)
     verbose: int | str = "auto"
+    align: str | None = "auto"
+
+    def __post_init__(self):
+        if self.align == "auto":
+            self.align = DATASET_ALIGNMENT.get(self.dataset)
 
     def to_json(self):
         return dataclasses.asdict(self)
@@ -669,35 +683,43 @@ def predict(model, ds, image_size, batch_size=64, with_labels=False, flip=False)
 
 
 def load_run(run_dir, checkpoint="best.keras"):
-    """A run directory's model and settings.
+    """A run's model and configuration.
 
     Args:
-        run_dir: a folder written by `train`.
-        checkpoint: "best.keras" or "last.keras"; falls back to the other
-            one when missing.
+        run_dir: a run directory (see the module docstring).
+        checkpoint: "best.keras" or "last.keras"; falls back to last.keras
+            when the asked checkpoint is missing.
 
     Returns:
-        `(model, config, saved)`: the Keras model (loaded with
-        `safe_mode=True`), its `TrainConfig`, and the whole `config.json`
-        dict (age_min, num_classes, splits, dataset facts).
+        (model, config, saved): the loaded Keras model, the `TrainConfig`
+        and the whole config.json dict (`age_min`, `num_classes`, ...).
 
     Raises:
-        FileNotFoundError: no config.json or no checkpoint in `run_dir`.
+        FileNotFoundError: no config.json, or no checkpoint in `run_dir`.
+
+    Example:
+
+    >>> model, config, saved = load_run("runs/r18")  # doctest: +SKIP
+    >>> config.image_size, config.align, saved["age_min"]  # doctest: +SKIP
+    (64, 'utkface', 1)
     """
     run_dir = pathlib.Path(run_dir)
     saved = _read_json(run_dir / "config.json")
     if not saved:
         raise FileNotFoundError(f"{run_dir} has no config.json: is it a run directory?")
-    candidates = [run_dir / checkpoint] + [run_dir / c for c in ("best.keras", "last.keras") if c != checkpoint]
-    ckpt = next((c for c in candidates if c.exists()), None)
-    if ckpt is None:
-        raise FileNotFoundError(f"{run_dir} has no best.keras or last.keras: was the run trained?")
+    config = TrainConfig.from_json(saved["train"])
+    ckpt = run_dir / checkpoint
+    if not ckpt.exists():
+        ckpt = run_dir / "last.keras"
+    if not ckpt.exists():
+        raise FileNotFoundError(f"{run_dir} has no {checkpoint} nor last.keras: has the run trained an epoch yet?")
     model = keras.saving.load_model(ckpt, safe_mode=True)
-    model.checkpoint_path = str(ckpt)
-    return model, TrainConfig.from_json(saved["train"]), saved
+    saved["checkpoint"] = ckpt.name
+    return model, config, saved
 
 
-def evaluate(run_dir, *, dataset=None, data_dir=None, splits=None, split="test", checkpoint="best.keras"):
+def evaluate(run_dir, *, dataset=None, data_dir=None, splits=None, split="test", checkpoint="best.keras",
+             align="auto"):  # fmt: skip
     """Evaluate a run's checkpoint on a dataset's test split.
 
     Args:
@@ -708,21 +730,33 @@ def evaluate(run_dir, *, dataset=None, data_dir=None, splits=None, split="test",
         split: which split to evaluate ("test", "val" or "all" for the whole
             dataset when evaluating on another dataset).
         checkpoint: "best.keras" or "last.keras".
+        align: for another dataset, the face alignment applied to its photos
+            before the model (a template of `agekeras.datasets.align`):
+            "auto" uses the run's own (`TrainConfig.align`), None feeds the
+            photos as they are. Photos where MTCNN finds no face are scored
+            on a centre crop and counted (`faces_missed` in the metrics).
 
     Returns:
         The metrics dict, also written to `metrics.json` (or
-        `metrics_<dataset>.json` for another dataset).
+        `metrics_<dataset>.json`, `metrics_<dataset>_<align>.json` for
+        another dataset).
     """
     run_dir = pathlib.Path(run_dir)
     model, config, saved = load_run(run_dir, checkpoint)
-    ckpt = pathlib.Path(model.checkpoint_path)
-    suffix = ""
+    ckpt = run_dir / saved["checkpoint"]
+    suffix, align_report = "", None
     if dataset is not None and (dataset != config.dataset or data_dir != config.data_dir):
         from agekeras import datasets
 
         full = datasets.load(dataset, data_dir)
         ds = full if split == "all" else datasets.split(full, "random", seed=config.seed)[split]
         suffix = f"_{dataset}"
+        align = config.align if align == "auto" else align
+        if align and ds.paths is not None:
+            from agekeras.datasets.align import aligned_dataset
+
+            ds, align_report = aligned_dataset(ds, align, log=logger.info)
+            suffix += f"_{align}"
     else:
         if splits is None:
             splits, _ = load_splits(config)
@@ -735,6 +769,11 @@ def evaluate(run_dir, *, dataset=None, data_dir=None, splits=None, split="test",
     result.update(M.age_metrics(true, pred))
     result["median_predictor_mae"] = M.mae(true, np.full_like(true, np.median(true)))
     result["unreadable"] = int(len(ds) - len(true))
+    if align_report is not None:
+        result["align"] = align_report["align"]
+        result["faces_missed"] = align_report["faces_missed"]  # scored on a centre crop
+        result["unreadable"] += align_report["unreadable"]
+        result["missed"] = align_report["missed"]
     if np.all(np.isfinite(labels["age_std"])) and len(true):
         result["epsilon_error"] = M.epsilon_error(pred, labels["age"], labels["age_std"])
     if "gender_probs" in out:

@@ -1,0 +1,498 @@
+"""From photos to ages: detect every face, align it like the training crops, predict.
+
+```python
+import agekeras
+
+faces = agekeras.predict(["family.jpg", "photos/"], "runs/r18")
+faces[0]["age"], faces[0]["box"], faces[0].get("age_std")
+```
+
+or on the command line (one JSON line per face):
+
+    python -m agekeras predict family.jpg photos/ --run runs/r18 --annotate annotated/
+    python -m agekeras export --run runs/r18 --format tflite
+
+**Path of a photo.** `read_image` (EXIF orientation, any colour mode) ->
+MTCNN (`agekeras.datasets.align.detect_faces`: every face, faces below
+`min_face` pixels skipped and counted) -> similarity alignment of each face's
+five landmarks to the template of the run's training convention
+(`TrainConfig.align`, e.g. "utkface": the 200 x 200 UTKFace framing) -> the
+input pipeline's own resize to the model's input size -> the model, in
+batches. A run trained without alignment (`align` None, e.g. on synthetic
+faces) gets the whole photo, centre-cropped like its training images: one
+prediction per photo.
+
+**What each face gets** (a dict, one JSON line on the command line):
+`file`, `face` (index in the photo, largest first), `box` [x1, y1, x2, y2]
+and `landmarks` [[x, y] x 5] in the photo's pixels, `confidence`, `age`
+(years) and, where the model has a distribution over ages, `age_std` (its
+standard deviation) and `age_interval` (its central 80 % interval, years):
+from "age_probs" (DEX-style softmax) or "age_logits" (CORAL: class
+probabilities from the differences of the cumulative sigmoids); `gender`
+("male" / "female") and `gender_prob` where the model has "gender_probs".
+
+**Bad input** never stops a batch: an unreadable file, a non-image, a photo
+without a face (or only tiny faces) is one line in `problems`, and the rest
+goes on.
+
+**Export.** `export_model` writes a TensorFlow SavedModel (Keras 3
+`model.export`) or a TFLite file whose serving signature takes a batch of
+aligned uint8 face crops (batch, S, S, 3) at the model's input size and
+returns the ages (batch,).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pathlib
+import time
+
+import numpy as np
+
+from agekeras.datasets import align as A
+
+logger = logging.getLogger("agekeras.inference")
+
+DEFAULT_ALIGN = "utkface"
+
+
+class Predictor:
+    """A model ready for photos: its input size, alignment and head outputs.
+
+    Args:
+        model: a Keras model with an "age" output (dict outputs).
+        align: the template name of its training crops, or None (whole image).
+        image_size: expected input side; checked against the model's.
+        name: what to call it in messages.
+
+    Raises:
+        ValueError: the model has no "age" output, or its image input is not
+            a square RGB image of `image_size`.
+    """
+
+    def __init__(self, model, align=DEFAULT_ALIGN, image_size=None, name="model"):
+        self.model, self.name = model, name
+        self.align = None if align in (None, "none") else A.get_template(align).name
+        names = [t.name for t in model.inputs]
+        self.needs_landmarks = "landmarks" in names
+        image_input = model.inputs[names.index("image")] if "image" in names else model.inputs[0]
+        shape = tuple(image_input.shape[1:])
+        if len(shape) != 3 or shape[-1] != 3 or shape[0] is None or shape[0] != shape[1]:
+            raise ValueError(f"{name}: the model's image input is {shape}, not a square RGB image (S, S, 3)")
+        if image_size is not None and int(image_size) != shape[0]:
+            raise ValueError(f"{name}: the model takes {shape[0]} px images but its run says {image_size} px")
+        self.image_size = int(shape[0])
+        outputs = model.output if isinstance(model.output, dict) else None
+        if not outputs or "age" not in outputs:
+            raise ValueError(f"{name}: the model has no 'age' output")
+        self.outputs = list(outputs)
+
+
+def load_predictor(model_or_run, *, align="auto", checkpoint="best.keras"):
+    """A `Predictor` from a run directory, a .keras file or a Keras model.
+
+    Args:
+        model_or_run: a run directory (its config.json gives the alignment
+            and input size), a `.keras` file (alignment from the config.json
+            beside it when it lies in a run directory, else `DEFAULT_ALIGN`),
+            a `Predictor`, or a `keras.Model`.
+        align: "auto" (as above), a template name, or None (whole image).
+        checkpoint: the run's checkpoint ("best.keras", falls back to
+            "last.keras").
+
+    Returns:
+        A `Predictor`.
+
+    Raises:
+        FileNotFoundError: a missing file, or a folder that is not a run.
+        ValueError: a model this path cannot feed.
+    """
+    import keras
+
+    if isinstance(model_or_run, Predictor):
+        return model_or_run
+    if isinstance(model_or_run, keras.Model):
+        return Predictor(model_or_run, DEFAULT_ALIGN if align == "auto" else align, name=model_or_run.name)
+    path = pathlib.Path(model_or_run)
+    if path.is_dir():
+        from agekeras.training import load_run
+
+        model, config, _ = load_run(path, checkpoint)
+        return Predictor(model, config.align if align == "auto" else align, config.image_size, name=str(path))
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model file or run directory")
+    if path.suffix != ".keras":
+        raise ValueError(f"{path}: not a .keras model file")
+    model = keras.saving.load_model(path, safe_mode=True)
+    if align == "auto":
+        config_file = path.parent / "config.json"
+        align = DEFAULT_ALIGN
+        if config_file.exists():
+            from agekeras.training import TrainConfig
+
+            align = TrainConfig.from_json(json.loads(config_file.read_text())["train"]).align
+    return Predictor(model, align, name=str(path))
+
+
+# ----- the model's outputs ------------------------------------------------------------
+
+
+def age_distribution(outputs):
+    """Per-face probabilities over the age classes, or None.
+
+    Args:
+        outputs: the model's output dict (NumPy), batch first.
+
+    Returns:
+        float64 (batch, K) probabilities from "age_probs" or, for CORAL,
+        from "age_logits" (batch, K - 1): P(age > k) = sigmoid(logit_k),
+        p_k = P(age > k - 1) - P(age > k) (clipped at 0, renormalised);
+        None for models without either.
+    """
+    if "age_probs" in outputs:
+        p = np.asarray(outputs["age_probs"], dtype="float64")
+    elif "age_logits" in outputs:
+        above = 1.0 / (1.0 + np.exp(-np.asarray(outputs["age_logits"], dtype="float64")))
+        ones, zeros = np.ones_like(above[:, :1]), np.zeros_like(above[:, :1])
+        p = np.clip(np.concatenate([ones, above], 1) - np.concatenate([above, zeros], 1), 0, None)
+    else:
+        return None
+    return p / np.maximum(p.sum(-1, keepdims=True), 1e-12)
+
+
+def spread(probs, age, level=0.8):
+    """Standard deviation and central `level` interval of age distributions.
+
+    The classes are integer ages k = 0..K-1 shifted so that the mean of the
+    distribution is the model's `age` (true for DEX and CORAL heads, whose
+    age is the expectation / the sum of the cumulative probabilities), so no
+    `age_min` is needed.
+
+    Args:
+        probs: (batch, K) probabilities.
+        age: (batch,) predicted ages.
+        level: interval mass.
+
+    Returns:
+        (std, interval): float64 (batch,) and (batch, 2) years.
+
+    Example:
+
+    >>> std, iv = spread(np.array([[0.25, 0.5, 0.25]]), np.array([30.0]))
+    >>> round(float(std[0]), 4), iv.tolist()
+    (0.7071, [[29.0, 31.0]])
+    """
+    probs = np.asarray(probs, dtype="float64")
+    k = np.arange(probs.shape[-1], dtype="float64")
+    mean = probs @ k
+    std = np.sqrt(np.maximum(probs @ k**2 - mean**2, 0.0))
+    cdf = np.cumsum(probs, -1)
+    lo = np.argmax(cdf >= (1 - level) / 2, axis=-1)
+    hi = np.argmax(cdf >= 1 - (1 - level) / 2 - 1e-9, axis=-1)
+    shift = np.asarray(age, dtype="float64").reshape(-1) - mean
+    return std, np.stack([lo + shift, hi + shift], axis=-1)
+
+
+def _face_outputs(outputs, i, std=None, interval=None):
+    out = {"age": round(float(np.asarray(outputs["age"]).reshape(-1)[i]), 2)}
+    if std is not None:
+        out["age_std"] = round(float(std[i]), 2)
+        out["age_interval"] = [round(float(v), 1) for v in interval[i]]
+    if "gender_probs" in outputs:
+        g = np.asarray(outputs["gender_probs"], dtype="float64")[i]
+        k = int(np.argmax(g))
+        out["gender"], out["gender_prob"] = ("male", "female")[k], round(float(g[k]), 3)
+    return out
+
+
+# ----- predict ------------------------------------------------------------------------
+
+
+class PredictResult(list):
+    """The faces (a list of dicts), plus `problems` (one line per image that
+    gave no face: unreadable, no face found, only tiny faces) and `stats`
+    (images, faces, seconds and faces/s of detection and of the model)."""
+
+    problems: list
+    stats: dict
+
+
+def predict(images_or_paths, model_or_run, *, align="auto", detector=None, min_confidence=0.9, min_face=20,
+            batch_size=32, chunk=32, cache=False, annotate_dir=None, progress=False):  # fmt: skip
+    """The age of every face in photos.
+
+    Args:
+        images_or_paths: a path (file or folder, searched recursively), a
+            uint8 array (H, W, 3), or a list of those (and PIL images).
+        model_or_run: a run directory, a .keras file, a `keras.Model` or a
+            `Predictor` (see `load_predictor`).
+        align: "auto" (the run's training convention), a template name of
+            `agekeras.datasets.align.TEMPLATES`, or None (whole image, no
+            detection).
+        detector: an MTCNN-like detector (default: made on first use).
+        min_confidence: detections below it are ignored.
+        min_face: faces smaller than this (box's shorter side, pixels) are
+            skipped and reported.
+        batch_size: faces per model call.
+        chunk: images read and detected per step.
+        cache: keep detections of files in `DetectionCache` (True, or a
+            `DetectionCache`).
+        annotate_dir: write a copy of every photo with boxes and ages drawn.
+        progress: show a progress bar (tqdm when installed, else Keras).
+
+    Returns:
+        A `PredictResult`: a list of face dicts (see the module docstring),
+        with `.problems` and `.stats`.
+
+    Example:
+
+    >>> faces = predict("photo.jpg", "runs/r18")  # doctest: +SKIP
+    >>> [(f["age"], f["box"]) for f in faces]     # doctest: +SKIP
+    """
+    predictor = load_predictor(model_or_run, align=align)
+    items = _items(images_or_paths)
+    result = PredictResult()
+    result.problems = []
+    stats = {"images": len(items), "images_with_faces": 0, "faces": 0, "tiny_faces": 0,
+             "detected_images": 0, "detected_faces": 0, "detection_seconds": 0.0, "model_seconds": 0.0}  # fmt: skip
+    store = A.DetectionCache() if cache is True else (cache or None)
+    bar = _progress_bar(len(items)) if progress else None
+    annotate_dir = pathlib.Path(annotate_dir) if annotate_dir else None
+    if annotate_dir:
+        annotate_dir.mkdir(parents=True, exist_ok=True)
+    for start in range(0, len(items), chunk):
+        part = items[start:start + chunk]
+        images, names = [], []
+        for name, item in part:
+            try:
+                images.append(A.read_image(item))
+                names.append(name)
+            except A.ImageReadError as e:
+                result.problems.append(str(e))
+        crops, points, meta = [], [], []
+        if predictor.align is None:
+            for name, image in zip(names, images):
+                h, w = image.shape[:2]
+                crops.append(A.centre_crop(image, predictor.image_size))
+                points.append(A.TEMPLATES[DEFAULT_ALIGN].landmarks(predictor.image_size))
+                meta.append((name, 0, {"box": [0.0, 0.0, float(w), float(h)]}))
+        else:
+            t = A.get_template(predictor.align)
+            rows = [None] * len(images)
+            todo = []
+            for j, name in enumerate(names):
+                got = store.get(name) if store is not None and _is_file(name) else None
+                if got is None:
+                    todo.append(j)
+                else:
+                    rows[j] = got
+            if todo:
+                tic = time.perf_counter()
+                detector = detector or A.make_detector()
+                for j, r in zip(todo, A.detect_raw([images[j] for j in todo], detector)):
+                    rows[j] = r
+                    if store is not None and _is_file(names[j]):
+                        store.put(names[j], r)
+                    stats["detected_faces"] += len(A.select_faces(r, min_confidence, min_face).faces)
+                stats["detection_seconds"] += time.perf_counter() - tic
+                stats["detected_images"] += len(todo)
+            for j, (name, image) in enumerate(zip(names, images)):
+                found = A.select_faces(rows[j], min_confidence, min_face)
+                stats["tiny_faces"] += found.tiny
+                if not found.faces:
+                    why = f"{found.tiny} face(s) smaller than {min_face} px skipped" if found.tiny else "no face found"
+                    result.problems.append(f"{name}: {why}")
+                    continue
+                if found.tiny:
+                    logger.info("%s: %d face(s) smaller than %d px skipped", name, found.tiny, min_face)
+                for k, face in enumerate(found.faces):
+                    crop, pts = A.align_face(image, face.landmarks, t)
+                    crops.append(crop)
+                    points.append(pts)
+                    meta.append((name, k, {
+                        "box": [round(float(v), 1) for v in face.box],
+                        "confidence": round(face.confidence, 4),
+                        "landmarks": np.round(face.landmarks, 1).tolist(),
+                    }))  # fmt: skip
+            if store is not None:
+                store.save()
+        faces = []
+        if crops:
+            outputs, seconds = _run_model(predictor, np.stack(crops), np.stack(points).astype("float32"), batch_size)
+            stats["model_seconds"] += seconds
+            dist = age_distribution(outputs)
+            std, interval = spread(dist, outputs["age"]) if dist is not None else (None, None)
+            for i, (name, k, info) in enumerate(meta):
+                face = {"file": name, "face": k, **info, **_face_outputs(outputs, i, std, interval)}
+                if predictor.align:
+                    face["align"] = predictor.align
+                faces.append(face)
+        result.extend(faces)
+        stats["faces"] += len(faces)
+        stats["images_with_faces"] += len({f["file"] for f in faces})
+        if annotate_dir:
+            for name, image in zip(names, images):
+                _annotate(image, [f for f in faces if f["file"] == name], annotate_dir, name)
+        if bar is not None:
+            bar(start + len(part))
+    secs = stats["detection_seconds"]
+    stats["detection_images_per_s"] = round(stats["detected_images"] / secs, 2) if secs else None
+    stats["detection_faces_per_s"] = round(stats["detected_faces"] / secs, 2) if secs else None
+    stats["model_faces_per_s"] = round(stats["faces"] / stats["model_seconds"], 2) if stats["model_seconds"] else None
+    stats["detection_seconds"] = round(stats["detection_seconds"], 2)
+    stats["model_seconds"] = round(stats["model_seconds"], 2)
+    stats["problems"] = len(result.problems)
+    result.stats = stats
+    for line in result.problems:
+        logger.warning("%s", line)
+    return result
+
+
+def _is_file(name):
+    return not name.startswith("<")
+
+
+def _items(images_or_paths):
+    """(name, image-or-path) pairs; arrays get names "<image 0>", ..."""
+    if isinstance(images_or_paths, (str, pathlib.Path, np.ndarray)) or hasattr(images_or_paths, "getpixel"):
+        images_or_paths = [images_or_paths]
+    out = []
+    for i, item in enumerate(images_or_paths):
+        if isinstance(item, (str, pathlib.Path)):
+            p = pathlib.Path(item)
+            if p.is_dir():
+                out.extend((f, f) for f in A.list_images([p]))
+            else:
+                out.append((str(p), str(p)))
+        else:
+            out.append((f"<image {i}>", item))
+    return out
+
+
+def _run_model(predictor, crops, points, batch_size):
+    """Resize aligned crops to the model's size like the input pipeline, run
+    the model in batches; returns (outputs dict of NumPy arrays, seconds)."""
+    from agekeras.datasets.pipeline import _resize_array
+
+    images, pts = _resize_array(crops, points, (predictor.image_size, predictor.image_size))
+    tic = time.perf_counter()
+    parts = []
+    for s in range(0, len(images), batch_size):
+        x = images[s:s + batch_size].astype("float32")
+        if predictor.needs_landmarks:
+            x = {"image": x, "landmarks": pts[s:s + batch_size].astype("float32")}
+        out = predictor.model.predict_on_batch(x)
+        parts.append({k: np.asarray(v) for k, v in out.items()})
+    seconds = time.perf_counter() - tic
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}, seconds
+
+
+def _progress_bar(total):
+    try:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit="image")
+
+        def update(done):
+            bar.update(done - bar.n)
+            if done >= total:
+                bar.close()
+
+        return update
+    except ImportError:
+        import keras
+
+        bar = keras.utils.Progbar(total, unit_name="image")
+        return lambda done: bar.update(done)
+
+
+def _annotate(image, faces, out_dir, name):
+    from PIL import Image, ImageDraw, ImageFont
+
+    im = Image.fromarray(image)
+    draw = ImageDraw.Draw(im)
+    width = max(2, round(max(im.size) / 300))
+    pt = max(11, round(max(im.size) / 45))
+    try:
+        font = ImageFont.load_default(size=pt)
+    except TypeError:  # Pillow without FreeType: the fixed bitmap font
+        font, pt = ImageFont.load_default(), 11
+    for f in faces:
+        x1, y1, x2, y2 = f["box"]
+        draw.rectangle([x1, y1, x2, y2], outline=(255, 40, 40), width=width)
+        label = f"{f['age']:.0f}" + (f" ±{f['age_std']:.0f}" if "age_std" in f else "")
+        if "gender" in f:
+            label += " " + f["gender"][0].upper()
+        tw = draw.textlength(label, font=font)
+        top = max(0, y1 - pt - 4)
+        draw.rectangle([x1, top, x1 + tw + 6, top + pt + 4], fill=(255, 40, 40))
+        draw.text((x1 + 3, top + 1), label, fill=(255, 255, 255), font=font)
+    stem = pathlib.Path(name).stem if _is_file(name) else name.strip("<>").replace(" ", "_")
+    target = out_dir / f"{stem}.jpg"
+    n = 1
+    while target.exists():
+        target = out_dir / f"{stem}_{n}.jpg"
+        n += 1
+    im.save(target, quality=90)
+    return target
+
+
+# ----- export -------------------------------------------------------------------------
+
+
+def serving_model(predictor):
+    """A Keras model taking aligned uint8 crops (batch, S, S, 3) and returning
+    {"age": (batch,)}; models with a landmarks input get the template's
+    landmarks (the crops are aligned)."""
+    import keras
+
+    s = predictor.image_size
+    inp = keras.Input((s, s, 3), dtype="uint8", name="faces")
+    x = keras.ops.cast(inp, "float32")
+    if predictor.needs_landmarks:
+        pts = A.TEMPLATES[predictor.align or DEFAULT_ALIGN].landmarks(s).astype("float32")
+        marks = keras.ops.zeros_like(x[:, :5, :2, 0]) + pts  # (batch, 5, 2), batch size unknown here
+        out = predictor.model({"image": x, "landmarks": marks})
+    else:
+        out = predictor.model(x)
+    return keras.Model(inp, {"age": keras.ops.cast(out["age"], "float32")}, name="age_serving")
+
+
+def export_model(model_or_run, out, format="saved_model", checkpoint="best.keras"):
+    """Export a model for serving: aligned uint8 crops in, ages out.
+
+    Args:
+        model_or_run: see `load_predictor`.
+        out: output folder (saved_model) or file (tflite).
+        format: "saved_model" (Keras 3 `model.export`, format
+            "tf_saved_model") or "tflite" (converted from that SavedModel).
+        checkpoint: the run's checkpoint.
+
+    Returns:
+        The path written.
+
+    Example:
+
+    >>> export_model("runs/r18", "runs/r18/export", "saved_model")  # doctest: +SKIP
+    """
+    import tempfile
+
+    import tensorflow as tf
+
+    if format not in ("saved_model", "tflite"):
+        raise ValueError(f"format must be 'saved_model' or 'tflite'; got {format!r}")
+    predictor = load_predictor(model_or_run, checkpoint=checkpoint)
+    serving = serving_model(predictor)
+    out = pathlib.Path(out)
+    if format == "saved_model":
+        serving.export(str(out), format="tf_saved_model", verbose=False)
+        return out
+    with tempfile.TemporaryDirectory() as tmp:
+        serving.export(tmp, format="tf_saved_model", verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+        data = converter.convert()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(data)
+    return out

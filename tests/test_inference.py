@@ -1,0 +1,284 @@
+"""`agekeras.predict`, the `predict` / `export` commands and `load_run`, on tiny
+models and synthetic faces written as files (a fake detector stands in for
+MTCNN; the real one runs in the slow and integration tests)."""
+
+import json
+import pathlib
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+import agekeras
+from agekeras import cli, inference
+from agekeras.datasets import align as A
+from agekeras.datasets import load
+from agekeras.models.baselines import age_model
+from agekeras.training import TrainConfig, load_run
+
+SIZE = 32
+
+
+def tiny_model(head="dex", gender=True, size=SIZE):
+    def features(x):
+        return keras.layers.Conv2D(4, 3, strides=4, activation="relu")(x)
+
+    return age_model(features, input_shape=(size, size, 3), head=head, num_classes=70, age_min=1, name="tiny",
+                     gender=gender)
+
+
+def landmark_model(size=SIZE):
+    image = keras.Input((size, size, 3), name="image")
+    marks = keras.Input((5, 2), name="landmarks")
+    x = keras.layers.Concatenate()([keras.layers.GlobalAveragePooling2D()(image), keras.layers.Flatten()(marks)])
+    age = keras.layers.Reshape(())(keras.layers.Dense(1)(x))
+    return keras.Model({"image": image, "landmarks": marks}, {"age": age}, name="marks")
+
+
+def make_run(run_dir, model, align="utkface", image_size=SIZE, checkpoint="best.keras"):
+    run_dir = pathlib.Path(run_dir)
+    run_dir.mkdir(parents=True)
+    config = TrainConfig(dataset="utkface", image_size=image_size, align=align, out=str(run_dir))
+    (run_dir / "config.json").write_text(json.dumps({"train": config.to_json(), "age_min": 1, "num_classes": 70}))
+    if model is not None:
+        model.save(run_dir / checkpoint)
+    return run_dir
+
+
+def _row(box, conf, pts):
+    return [*box, conf, *pts[:, 0], *pts[:, 1]]
+
+
+class ShapeDetector:
+    """Fake MTCNN: faces looked up by the image's shape."""
+
+    def __init__(self, table):
+        self.table = table
+
+    def detect_faces(self, images, box_format="xyxy", output_type="numpy"):
+        rows = [[j, *r] for j, im in enumerate(images) for r in self.table.get(im.shape[:2], [])]
+        return np.array(rows, dtype="float64").reshape(-1, 16)
+
+
+@pytest.fixture
+def photos(tmp_path):
+    """A folder of photos of every kind, and a fake detector that knows them."""
+    mem = load("synthetic", n=1, image_size=128, seed=3)
+    face, pts = mem.images[0], mem.landmarks[0].astype("float64")
+    d = tmp_path / "photos"
+    (d / "sub").mkdir(parents=True)
+    Image.fromarray(face).save(d / "face.jpg", quality=95)
+    Image.fromarray(np.concatenate([face, face], 1)).save(d / "sub" / "two.png")  # 128 x 256: two faces
+    Image.fromarray(face).convert("L").save(d / "gray.png")
+    Image.fromarray(face).convert("CMYK").save(d / "cmyk.jpg")
+    Image.fromarray(np.dstack([face, np.full((128, 128), 200, "uint8")])).save(d / "rgba.png")
+    exif = Image.Exif()
+    exif[0x0112] = 8  # rotate 90 degrees counter-clockwise to display
+    Image.fromarray(np.ascontiguousarray(np.rot90(face, -1))).save(d / "exif.jpg", exif=exif)
+    Image.fromarray(np.full((90, 120, 3), 128, "uint8")).save(d / "wall.png")  # no face
+    Image.fromarray(np.full((100, 100, 3), 60, "uint8")).save(d / "crowd.png")  # only a tiny face
+    (d / "broken.jpg").write_bytes((d / "face.jpg").read_bytes()[:300])
+    (d / "notes.txt").write_text("not an image")  # ignored in a folder
+    (d / "fake.png").write_text("not an image either")
+    det = ShapeDetector({
+        (128, 128): [_row([20, 20, 110, 110], 0.99, pts)],
+        (128, 256): [_row([20, 20, 110, 110], 0.99, pts), _row([148, 20, 238, 110], 0.97, pts + [128, 0])],
+        (100, 100): [_row([10, 10, 18, 18], 0.99, pts * 0.06 + 10)],
+    })
+    return d, det
+
+
+def test_predict_on_a_folder_of_every_kind(photos, tmp_path):
+    folder, det = photos
+    run = make_run(tmp_path / "run", tiny_model())
+    faces = agekeras.predict(folder, run, detector=det, annotate_dir=tmp_path / "ann")
+    by_file = {}
+    for f in faces:
+        by_file.setdefault(pathlib.Path(f["file"]).name, []).append(f)
+    assert sorted(by_file) == ["cmyk.jpg", "exif.jpg", "face.jpg", "gray.png", "rgba.png", "two.png"]
+    assert [f["face"] for f in by_file["two.png"]] == [0, 1]
+    f = by_file["face.jpg"][0]
+    assert set(f) >= {"file", "face", "box", "confidence", "landmarks", "age", "age_std", "age_interval",
+                      "gender", "gender_prob", "align"}
+    assert f["align"] == "utkface" and len(f["landmarks"]) == 5 and len(f["box"]) == 4
+    assert 1 <= f["age"] <= 70 and f["age_std"] > 0 and f["age_interval"][0] <= f["age"] <= f["age_interval"][1]
+    assert f["gender"] in ("male", "female") and 0.5 <= f["gender_prob"] <= 1
+    json.dumps(list(faces))  # JSON-ready
+    problems = "\n".join(faces.problems)
+    assert len(faces.problems) == 4, problems
+    for name, why in [("wall.png", "no face found"), ("crowd.png", "smaller than 20 px"), ("broken.jpg", "broken"),
+                      ("fake.png", "not an image")]:
+        assert any(name in p and why in p for p in faces.problems), (name, problems)
+    s = faces.stats
+    assert s["faces"] == 7 and s["images"] == 10 and s["tiny_faces"] == 1 and s["model_faces_per_s"] > 0
+    assert len(list((tmp_path / "ann").glob("*.jpg"))) == 8  # every readable photo, annotated
+    # Same face, same age: through JPEG, grayscale conversion aside.
+    assert abs(by_file["exif.jpg"][0]["age"] - f["age"]) < 1.0
+
+
+def test_predict_api_inputs_alignment_and_heads(photos, tmp_path):
+    folder, det = photos
+    face = A.read_image(folder / "face.jpg")
+    model = tiny_model(head="coral", gender=False)
+    faces = inference.predict([face, face[..., 0]], model, detector=det)
+    assert [f["file"] for f in faces] == ["<image 0>", "<image 1>"]
+    assert "gender" not in faces[0] and faces[0]["age_std"] > 0  # CORAL: spread from its probabilities
+    # No alignment: the whole photo, one prediction per image, no detector needed.
+    whole = inference.predict([face, np.zeros((50, 80, 3), "uint8")], model, align=None, detector=object())
+    assert len(whole) == 2 and whole[1]["box"] == [0.0, 0.0, 80.0, 50.0]
+    # A model with a landmarks input gets the aligned landmarks in its pixels.
+    marks = inference.predict(face, landmark_model(), detector=det)
+    assert len(marks) == 1 and "age_std" not in marks[0]
+    # Regression head and the DHAA template.
+    reg = inference.predict(face, tiny_model(head="regression"), align="dhaa", detector=det)
+    assert reg[0]["align"] == "dhaa" and "age_std" not in reg[0]
+
+
+def test_spread_of_dex_and_coral_distributions():
+    probs = np.zeros((1, 10))
+    probs[0, [3, 4, 5]] = [0.25, 0.5, 0.25]
+    std, iv = inference.spread(probs, np.array([24.0]))
+    np.testing.assert_allclose(std, [np.sqrt(0.5)])
+    np.testing.assert_allclose(iv, [[23.0, 25.0]])
+    # CORAL: P(age > k) falling 1 -> 0 around class 4 is a distribution there.
+    logits = np.array([[9, 9, 9, 2, -2, -9, -9, -9, -9]], dtype="float64")
+    p = inference.age_distribution({"age_logits": logits})
+    assert p.shape == (1, 10) and abs(p.sum() - 1) < 1e-9 and p.argmax() in (3, 4)
+    assert inference.age_distribution({"age": np.zeros(1)}) is None
+
+
+def test_load_run_falls_back_and_fails_clearly(tmp_path):
+    run = make_run(tmp_path / "r", tiny_model(), checkpoint="last.keras")
+    model, config, saved = load_run(run)
+    assert isinstance(model, keras.Model) and config.align == "utkface" and saved["checkpoint"] == "last.keras"
+    with pytest.raises(FileNotFoundError, match="no best.keras nor last.keras"):
+        load_run(make_run(tmp_path / "empty", None))
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        load_run(tmp_path)
+    # Runs saved before the align field: taken from the dataset.
+    assert TrainConfig.from_json({"dataset": "utkface"}).align == "utkface"
+    assert TrainConfig.from_json({"dataset": "fgnet"}).align is None
+    assert TrainConfig(dataset="utkface", align=None).align is None
+
+
+def test_predict_command_exit_codes_and_errors(photos, tmp_path, monkeypatch, capsys):
+    folder, det = photos
+    monkeypatch.setattr(A, "make_detector", lambda: det)
+    monkeypatch.setenv("AGEKERAS_CACHE", str(tmp_path / "cache"))
+    run = make_run(tmp_path / "run", tiny_model())
+    out = tmp_path / "ages.jsonl"
+    code = cli.main(["predict", str(folder), str(tmp_path / "missing.jpg"), "--run", str(run), "--out", str(out)])
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    err = capsys.readouterr().err
+    assert code == 0 and len(lines) == 7
+    assert "missing.jpg: no such file" in err and "7 faces in 6 of 10 images" in err and "faces/s" in err
+    # Nothing processed: exit code 1.
+    assert cli.main(["predict", str(folder / "broken.jpg"), str(folder / "wall.png"), "--model",
+                     str(run / "best.keras")]) == 1
+    # A run directory without a model, a model of another input size: one clear line, exit 2.
+    assert cli.main(["predict", str(folder), "--run", str(make_run(tmp_path / "nomodel", None))]) == 2
+    assert "no best.keras nor last.keras" in capsys.readouterr().err
+    wrong = make_run(tmp_path / "wrong", tiny_model(size=48), image_size=SIZE)
+    assert cli.main(["predict", str(folder), "--run", str(wrong)]) == 2
+    assert "takes 48 px images but its run says 32 px" in capsys.readouterr().err
+
+
+def test_cli_align_choices_are_the_templates():
+    assert set(cli.ALIGN_CHOICES) == {"auto", "none", *A.TEMPLATES}
+
+
+def _max_diff(a, b):
+    return float(np.max(np.abs(np.asarray(a, "float64").reshape(-1) - np.asarray(b, "float64").reshape(-1))))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["plain", "landmarks"])
+def test_export_saved_model_and_tflite_match_keras(tmp_path, kind):
+    import tensorflow as tf
+
+    model = tiny_model() if kind == "plain" else landmark_model()
+    run = make_run(tmp_path / "run", model)
+    crops = np.random.default_rng(0).integers(0, 256, size=(5, SIZE, SIZE, 3)).astype("uint8")
+    predictor = inference.load_predictor(run)
+    if kind == "plain":
+        want = model.predict_on_batch(crops.astype("float32"))["age"]
+    else:
+        pts = np.broadcast_to(A.TEMPLATES["utkface"].landmarks(SIZE), (5, 5, 2)).astype("float32")
+        want = model.predict_on_batch({"image": crops.astype("float32"), "landmarks": pts})["age"]
+    assert predictor.needs_landmarks == (kind == "landmarks")
+
+    assert cli.main(["export", "--run", str(run), "--format", "saved_model"]) == 0
+    loaded = tf.saved_model.load(str(run / "export_saved_model"))
+    got = loaded.serve(tf.constant(crops))
+    got = got["age"] if isinstance(got, dict) else got
+    assert _max_diff(got, want) < 1e-4
+
+    assert cli.main(["export", "--run", str(run), "--format", "tflite"]) == 0
+    interp = tf.lite.Interpreter(model_path=str(run / "model.tflite"))
+    runner = interp.get_signature_runner()
+    got = runner(**{list(runner.get_input_details())[0]: crops})
+    assert _max_diff(list(got.values())[0], want) < 1e-2
+
+
+@pytest.mark.slow
+def test_cross_dataset_evaluate_aligns_and_counts_missed_faces(photos, tmp_path, monkeypatch):
+    from agekeras.training import evaluate
+
+    folder, det = photos
+    monkeypatch.setattr(A, "make_detector", lambda: det)
+    monkeypatch.setenv("AGEKERAS_CACHE", str(tmp_path / "cache"))
+    table = tmp_path / "faces.csv"
+    names = ["face.jpg", "gray.png", "wall.png", "sub/two.png"]
+    table.write_text("path,age\n" + "".join(f"{folder / n},{20 + i}\n" for i, n in enumerate(names)))
+    run = make_run(tmp_path / "run", tiny_model())
+    aligned = evaluate(run, dataset="csv", data_dir=str(table), split="all")
+    assert aligned["align"] == "utkface" and aligned["faces_missed"] == 1 and aligned["n"] == 4
+    assert aligned["missed"] == [str(folder / "wall.png")]
+    assert (run / "metrics_csv_utkface.json").exists()
+    plain = evaluate(run, dataset="csv", data_dir=str(table), split="all", align=None)
+    assert "faces_missed" not in plain and (run / "metrics_csv.json").exists()
+    # The detections are cached: a second aligned pass never calls the detector.
+    monkeypatch.setattr(A, "make_detector", lambda: pytest.fail("detector called despite the cache"))
+    again = evaluate(run, dataset="csv", data_dir=str(table), split="all")
+    assert again["mae"] == pytest.approx(aligned["mae"])
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_real_mtcnn_reproduces_the_utkface_framing(utkface_dev_dir):
+    """Re-aligning a UTKFace crop with the fitted "utkface" template gives back
+    nearly the same crop: the template is UTKFace's framing."""
+    pytest.importorskip("mtcnn")
+    files = sorted(utkface_dev_dir.rglob("*.jpg"))[:12]
+    images = [A.read_image(f) for f in files]
+    found = A.detect_faces(images, min_confidence=0.9)
+    diffs, shifts, scales = [], [], []
+    t = A.TEMPLATES["utkface"]
+    for im, f in zip(images, found):
+        if not f.faces:
+            continue
+        crop, _ = A.align_face(im, f.faces[0].landmarks, "utkface")
+        diffs.append(np.abs(crop.astype(int) - im).mean())
+        m = A.similarity_transform(f.faces[0].landmarks + 0.5, t.points * 200)
+        shifts.append(np.abs(A.apply_transform(m, [[100.0, 100.0]]) - 100).max())
+        scales.append(abs(np.sqrt(abs(np.linalg.det(m[:, :2]))) - 1))
+    assert len(diffs) >= 8
+    # Median over faces: the crop centre moves by ~1 px (of 200), the scale by ~1 %.
+    assert np.median(shifts) < 3, shifts
+    assert np.median(scales) < 0.03, scales
+    assert np.median(diffs) < 15, diffs
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_predict_on_fgnet_photos_with_real_mtcnn(fgnet_dir, tmp_path):
+    pytest.importorskip("mtcnn")
+    files = sorted((fgnet_dir / "images").glob("*"))[:4]
+    faces = inference.predict(files, tiny_model(), annotate_dir=tmp_path / "ann")
+    assert len({f["file"] for f in faces}) >= 3
+    for f in faces:
+        w, h = Image.open(f["file"]).size
+        x1, y1, x2, y2 = f["box"]
+        assert -5 <= x1 < x2 <= w + 5 and -5 <= y1 < y2 <= h + 5
+    assert faces.stats["detection_faces_per_s"] > 0
