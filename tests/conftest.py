@@ -36,3 +36,13 @@ def _seed():
     keras.utils.set_random_seed(1234)
     np.random.seed(1234)
     yield
+
+
+@pytest.fixture
+def float64():
+    """float64 arrays stay float64 during the test (JAX otherwise computes
+    them in float32); a no-op on TensorFlow and PyTorch."""
+    from tests.harness import float64_enabled
+
+    with float64_enabled():
+        yield

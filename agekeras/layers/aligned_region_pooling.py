@@ -85,10 +85,14 @@ def fit_box(target, source):
     target = ops.cast(ops.convert_to_tensor(target), source.dtype)
     if len(target.shape) == 2:
         target = ops.broadcast_to(target[None], ops.shape(source))
-    tc = target - ops.mean(target, axis=1, keepdims=True)
-    sc = source - ops.mean(source, axis=1, keepdims=True)
+    # Means as sum / n: keras.ops.mean on JAX reduces float64 in float32.
+    n = ops.cast(ops.shape(source)[1], source.dtype)
+    t_mean = ops.sum(target, axis=1) / n  # (B, 2)
+    s_mean = ops.sum(source, axis=1) / n
+    tc = target - t_mean[:, None]
+    sc = source - s_mean[:, None]
     a = ops.sum(tc * sc, axis=1) / ops.sum(tc * tc, axis=1)  # (B, 2)
-    b = ops.mean(source, axis=1) - a * ops.mean(target, axis=1)
+    b = s_mean - a * t_mean
     zero = ops.zeros_like(a[:, :1])
     row_x = ops.concatenate([a[:, :1], zero, b[:, :1]], axis=-1)
     row_y = ops.concatenate([zero, a[:, 1:], b[:, 1:]], axis=-1)
@@ -215,8 +219,8 @@ class AlignedRegionPooling(keras.layers.Layer):
     >>> eyes_nose_mouth = [[22, 26], [42, 26], [32, 36], [24, 46], [40, 46]]  # (x, y) px
     >>> landmarks = np.tile(eyes_nose_mouth, (2, 1, 1)).astype("float32")
     >>> maps = arp([np.zeros((2, 16, 16, 64), "float32"), landmarks])
-    >>> len(maps), maps[0].shape
-    (6, TensorShape([2, 14, 14, 64]))
+    >>> len(maps), tuple(maps[0].shape)
+    (6, (2, 14, 14, 64))
     """
 
     def __init__(

@@ -73,8 +73,8 @@ class AttentionLSTMLocator(keras.layers.Layer):
 
     >>> locator = AttentionLSTMLocator(units=128)
     >>> boxes = locator(np.random.rand(4, 512).astype("float32"))
-    >>> boxes.shape
-    TensorShape([4, 4])
+    >>> tuple(boxes.shape)
+    (4, 4)
     """
 
     def __init__(self, units=128, min_size=0.25, carry_state=True, inference_mode="independent", **kwargs):

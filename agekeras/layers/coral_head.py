@@ -39,8 +39,8 @@ class CORALHead(keras.layers.Layer):
 
     >>> head = CORALHead(num_classes=26)
     >>> logits = head(np.zeros((4, 512), "float32"))
-    >>> coral_label(logits).shape
-    TensorShape([4])
+    >>> tuple(coral_label(logits).shape)
+    (4,)
     """
 
     def __init__(self, num_classes, kernel_initializer="glorot_uniform", **kwargs):

@@ -97,8 +97,8 @@ class DeltaAgeAdaIN(keras.layers.Layer):
     >>> daa = DeltaAgeAdaIN()
     >>> d = daa([np.random.rand(2, 8, 8, 32).astype("float32"),
     ...          np.ones(100, "float32"), np.zeros(100, "float32")])
-    >>> d.shape
-    TensorShape([2, 100, 8, 8, 32])
+    >>> tuple(d.shape)
+    (2, 100, 8, 8, 32)
     """
 
     def __init__(self, epsilon=1e-5, **kwargs):

@@ -36,8 +36,8 @@ class DEXHead(keras.layers.Layer):
 
     >>> head = DEXHead(num_classes=101)
     >>> probs, age = head(np.zeros((2, 512), "float32"))
-    >>> probs.shape, age.shape
-    (TensorShape([2, 101]), TensorShape([2]))
+    >>> tuple(probs.shape), tuple(age.shape)
+    ((2, 101), (2,))
     """
 
     def __init__(

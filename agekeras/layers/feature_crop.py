@@ -59,8 +59,8 @@ class FeatureCrop(keras.layers.Layer):
 
     >>> crop = FeatureCrop(crop_size=3)
     >>> out = crop([np.zeros((2, 7, 7, 512), "float32"), np.array([[0.2, 0.2, 0.5, 0.5]] * 2, "float32")])
-    >>> out.shape
-    TensorShape([2, 3, 3, 512])
+    >>> tuple(out.shape)
+    (2, 3, 3, 512)
     """
 
     def __init__(self, crop_size=7, **kwargs):

@@ -42,8 +42,8 @@ class PreActBasicBlock(keras.layers.Layer):
     Example:
 
     >>> block = PreActBasicBlock(128, stride=2)
-    >>> block(np.zeros((2, 8, 8, 64), "float32")).shape
-    TensorShape([2, 4, 4, 128])
+    >>> tuple(block(np.zeros((2, 8, 8, 64), "float32")).shape)
+    (2, 4, 4, 128)
     """
 
     def __init__(self, filters, stride=1, drop_rate=0.0, kernel_initializer="he_normal", **kwargs):

@@ -53,8 +53,8 @@ class RoRGroup(keras.layers.Layer):
     Example:
 
     >>> group = RoRGroup(128, blocks=4, stride=2)
-    >>> group(np.zeros((2, 16, 16, 64), "float32")).shape
-    TensorShape([2, 8, 8, 128])
+    >>> tuple(group(np.zeros((2, 16, 16, 64), "float32")).shape)
+    (2, 8, 8, 128)
     """
 
     def __init__(self, filters, blocks, stride=1, middle_shortcut=True, drop_rates=None, **kwargs):

@@ -78,8 +78,8 @@ class SoftMaskBranch(keras.layers.Layer):
     Example:
 
     >>> branch = SoftMaskBranch(depth=2)
-    >>> branch(np.zeros((2, 7, 7, 32), "float32")).shape
-    TensorShape([2, 7, 7, 32])
+    >>> tuple(branch(np.zeros((2, 7, 7, 32), "float32")).shape)
+    (2, 7, 7, 32)
     """
 
     def __init__(
