@@ -152,8 +152,8 @@ class AttentionLSTMLocator(keras.layers.Layer):
 
     def reset_state(self):
         """Sets the stored state back to zeros."""
-        self.memory_h.assign(ops.zeros_like(self.memory_h))
-        self.memory_c.assign(ops.zeros_like(self.memory_c))
+        for memory in (self.memory_h, self.memory_c):
+            memory.assign(ops.zeros(memory.shape, memory.dtype))  # zeros_like(Variable) fails on JAX
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], 4)
