@@ -1,5 +1,6 @@
 """Every public layer, saved as `.keras` on the current backend, loads on the
-other Keras backends (TensorFlow, JAX, PyTorch) and gives the same outputs.
+other Keras backends (TensorFlow, JAX, PyTorch) and gives the same outputs
+(see RTOL).
 
 The models are built and saved here; a subprocess per other backend
 (`tests/cross_backend_load.py`, `KERAS_BACKEND` set) loads them with
@@ -24,6 +25,9 @@ from tests.conftest import REPO
 BACKENDS = ("tensorflow", "jax", "torch")
 OTHERS = [b for b in BACKENDS if b != keras.backend.backend()]
 INSTALL = {"tensorflow": "pip install tensorflow-cpu", "jax": 'pip install "jax[cpu]"', "torch": "pip install torch"}
+# Same outputs to 1e-5, plus 1e-4 relative: deep float32 convolution stacks
+# (ROSAStage, SoftMaskBranch) round differently in each backend's kernels.
+RTOL = 1e-4
 LANDMARKS = np.array([[22, 26], [42, 26], [32, 36], [24, 46], [40, 46]], "float32")  # (x, y) px, 64 px face
 
 
@@ -148,5 +152,5 @@ def test_saved_on_this_backend_loads_on_another(name, other, saved, loaded):
     n = len([k for k in ref.files if k.startswith("y")])
     assert n > 0 and len(got.files) == n
     for i in range(n):
-        np.testing.assert_allclose(got[f"y{i}"], ref[f"y{i}"], atol=1e-5, rtol=1e-5,
+        np.testing.assert_allclose(got[f"y{i}"], ref[f"y{i}"], atol=1e-5, rtol=RTOL,
                                    err_msg=f"{name} output {i}: saved on {here}, loaded on {other}")
