@@ -46,3 +46,16 @@ def float64():
 
     with float64_enabled():
         yield
+
+
+def pytest_collection_modifyitems(config, items):
+    """`tf_only` tests are skipped, with the reason, on the other backends."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        return
+    skip = pytest.mark.skip(reason=f"tf_only: needs the TensorFlow backend, this run uses {backend}")
+    for item in items:
+        if "tf_only" in item.keywords:
+            item.add_marker(skip)

@@ -136,7 +136,6 @@ def test_every_public_layer_has_a_case():
     assert set(CASES) == set(public_layers())
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("other", OTHERS)
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_saved_on_this_backend_loads_on_another(name, other, saved, loaded):
