@@ -104,7 +104,7 @@ class AgeDecoder(keras.layers.Layer):
     ((2, 100), (2,))
     >>> from agekeras.layers import DeltaAgeAdaIN
     >>> naive, _ = decoder([DeltaAgeAdaIN()([f, s, t]), ages])  # the reference path
-    >>> bool(np.allclose(naive, deltas, atol=1e-4))
+    >>> bool(np.allclose(keras.ops.convert_to_numpy(naive), keras.ops.convert_to_numpy(deltas), atol=1e-4))
     True
     """
 

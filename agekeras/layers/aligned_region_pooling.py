@@ -68,8 +68,8 @@ def fit_affine(target, source):
         target = ops.broadcast_to(target[None], ops.shape(source))
     ones = ops.ones_like(target[..., :1])
     x = ops.concatenate([target, ones], axis=-1)  # (B, n, 3)
-    xt = ops.transpose(x, (0, 2, 1))
-    theta_t = ops.linalg.solve(ops.matmul(xt, x), ops.matmul(xt, source))  # (B, 3, 2)
+    # Normal equations with einsum: keras.ops.matmul on PyTorch returns float32 for float64.
+    theta_t = ops.linalg.solve(ops.einsum("bni,bnj->bij", x, x), ops.einsum("bni,bnj->bij", x, source))  # (B, 3, 2)
     return ops.transpose(theta_t, (0, 2, 1))
 
 

@@ -134,8 +134,10 @@ class AttentionLSTMLocator(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         dtype = inputs.dtype
-        h0 = ops.cast(self.memory_h, dtype)
-        c0 = ops.cast(self.memory_c, dtype)
+        # Copies: training assigns the memory in place below, which PyTorch's
+        # autograd refuses for a tensor the forward pass still holds.
+        h0 = ops.copy(ops.cast(self.memory_h, dtype))
+        c0 = ops.copy(ops.cast(self.memory_c, dtype))
         if self.carry_state is False and training:
             h0, c0 = ops.zeros_like(h0), ops.zeros_like(c0)
         if not training and self.inference_mode == "independent":

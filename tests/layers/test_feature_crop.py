@@ -74,7 +74,7 @@ def test_gradient_wrt_box_matches_finite_differences():
     weights = rng.randn(2, 4, 4, 3)
 
     def loss(b):
-        return ops.sum(layer([features, b]) * weights)
+        return ops.sum(ops.multiply(layer([features, b]), weights))
 
     with float64_enabled():
         grad = input_gradients(loss, boxes, loss_fn=lambda out: out)
