@@ -36,3 +36,26 @@ def _seed():
     keras.utils.set_random_seed(1234)
     np.random.seed(1234)
     yield
+
+
+@pytest.fixture
+def float64():
+    """float64 arrays stay float64 during the test (JAX otherwise computes
+    them in float32); a no-op on TensorFlow and PyTorch."""
+    from tests.harness import float64_enabled
+
+    with float64_enabled():
+        yield
+
+
+def pytest_collection_modifyitems(config, items):
+    """`tf_only` tests are skipped, with the reason, on the other backends."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        return
+    skip = pytest.mark.skip(reason=f"tf_only: needs the TensorFlow backend, this run uses {backend}")
+    for item in items:
+        if "tf_only" in item.keywords:
+            item.add_marker(skip)

@@ -12,6 +12,7 @@
 5. `.keras` save/load with `safe_mode=True` reproduces the outputs.
 """
 
+import contextlib
 import os
 import tempfile
 
@@ -48,21 +49,101 @@ def _shape_list(expected):
     return [tuple(s) for s in (expected.values() if isinstance(expected, dict) else expected)]
 
 
-def gradients(model_or_fn, inputs, variables, loss_fn=None):
-    """Gradients of `loss_fn(outputs)` (default: sum of squares of every
-    output) with respect to `variables`, on the TensorFlow backend."""
-    import tensorflow as tf
-
-    loss_fn = loss_fn or (lambda out: sum(ops.sum(ops.square(ops.cast(o, "float32"))) for o in _flatten(out)))
-    with tf.GradientTape() as tape:
-        out = model_or_fn(inputs)
-        loss = loss_fn(out)
-    return tape.gradient(loss, [_tf_var(v) for v in variables])
+def _is_float(x):
+    return np.issubdtype(np.asarray(x).dtype, np.floating)
 
 
-def _tf_var(v):
-    """The tf.Variable behind a Keras variable (Keras wraps it as `.value`)."""
-    return v if not isinstance(v, keras.Variable) else v.value
+def _sum_of_squares(out):
+    return sum(ops.sum(ops.square(ops.cast(o, "float32"))) for o in _flatten(out))
+
+
+def backend_gradients(fn, inputs, variables=(), loss_fn=None):
+    """Gradients of `loss_fn(fn(inputs))` on the current Keras backend.
+
+    `loss_fn` defaults to the sum of squares of every output. `fn`'s layers
+    must be built (call them once first). Works on TensorFlow
+    (`tf.GradientTape`), JAX (`jax.grad` over the variables' values inside a
+    `keras.StatelessScope`) and PyTorch (`torch.autograd.grad`).
+
+    Args:
+        fn: callable taking `inputs` (a layer, a model or a lambda).
+        inputs: NumPy array or structure of arrays; the floating ones are
+            differentiated too.
+        variables: Keras variables (trainable weights) to differentiate.
+
+    Returns:
+        (variable_grads, input_grads): a list of NumPy arrays (None where
+        the backend reports no gradient path) and a structure like `inputs`
+        with a NumPy gradient per floating input (None for integer inputs).
+    """
+    loss_fn = loss_fn or _sum_of_squares
+    variables = list(variables)
+    leaves = [np.asarray(ops.convert_to_numpy(x)) for x in tree.flatten(inputs)]
+    fidx = [i for i, x in enumerate(leaves) if _is_float(x)]
+
+    def rebuild(float_values):
+        new = list(leaves)
+        for i, v in zip(fidx, float_values):
+            new[i] = v
+        return tree.pack_sequence_as(inputs, new)
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        xs = [tf.convert_to_tensor(leaves[i]) for i in fidx]
+        with tf.GradientTape() as tape:
+            tape.watch(xs)
+            loss = loss_fn(fn(rebuild(xs)))
+        grads = tape.gradient(loss, [v.value for v in variables] + xs)
+    elif backend == "jax":
+        import jax
+
+        def loss_of(values, xs):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+                return loss_fn(fn(rebuild(xs)))
+
+        xs = [jax.numpy.asarray(leaves[i]) for i in fidx]
+        g_vars, g_xs = jax.grad(loss_of, argnums=(0, 1))([v.value for v in variables], xs)
+        grads = list(g_vars) + list(g_xs)
+    elif backend == "torch":
+        import torch
+
+        xs = [torch.tensor(leaves[i], requires_grad=True) for i in fidx]
+        loss = loss_fn(fn(rebuild(xs)))
+        grads = torch.autograd.grad(loss, [v.value for v in variables] + xs, allow_unused=True)
+    else:
+        raise NotImplementedError(f"no gradient helper for the {backend!r} backend")
+    grads = [None if g is None else np.asarray(ops.convert_to_numpy(g)) for g in grads]
+    g_inputs = [None] * len(leaves)
+    for i, g in zip(fidx, grads[len(variables):]):
+        g_inputs[i] = g
+    return grads[: len(variables)], tree.pack_sequence_as(inputs, g_inputs)
+
+
+@contextlib.contextmanager
+def float64_enabled():
+    """Let float64 stay float64 inside the block (JAX truncates to float32
+    unless x64 is enabled; the other backends always keep float64)."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        with jax.enable_x64(True):
+            yield
+    else:
+        yield
+
+
+def gradients(fn, inputs, variables, loss_fn=None):
+    """Gradients (NumPy, or None) of `loss_fn(fn(inputs))` with respect to
+    the Keras `variables`, on any backend; see `backend_gradients`."""
+    return backend_gradients(fn, inputs, variables, loss_fn)[0]
+
+
+def input_gradients(fn, inputs, loss_fn=None):
+    """Gradient (NumPy) of `loss_fn(fn(inputs))` with respect to each
+    floating input, in the structure of `inputs`; see `backend_gradients`."""
+    return backend_gradients(fn, inputs, (), loss_fn)[1]
 
 
 def run_layer_test(
@@ -147,7 +228,6 @@ def run_layer_test(
             if any(s in w.path for s in allow_zero_grad):
                 continue
             assert g is not None, f"no gradient reaches {w.path}"
-            g = ops.convert_to_numpy(g)
             assert np.all(np.isfinite(g)), f"non-finite gradient for {w.path}"
             assert np.any(g != 0), f"zero gradient for {w.path}"
         before = [ops.convert_to_numpy(w).copy() for w in model.trainable_weights]

@@ -125,8 +125,8 @@ def fit_affine(target, source):
         target = ops.broadcast_to(target[None], ops.shape(source))
     ones = ops.ones_like(target[..., :1])
     x = ops.concatenate([target, ones], axis=-1)  # (B, n, 3)
-    xt = ops.transpose(x, (0, 2, 1))
-    theta_t = ops.linalg.solve(ops.matmul(xt, x), ops.matmul(xt, source))  # (B, 3, 2)
+    # Normal equations with einsum: keras.ops.matmul on PyTorch returns float32 for float64.
+    theta_t = ops.linalg.solve(ops.einsum("bni,bnj->bij", x, x), ops.einsum("bni,bnj->bij", x, source))  # (B, 3, 2)
     return ops.transpose(theta_t, (0, 2, 1))
 
 
@@ -142,10 +142,14 @@ def fit_box(target, source):
     target = ops.cast(ops.convert_to_tensor(target), source.dtype)
     if len(target.shape) == 2:
         target = ops.broadcast_to(target[None], ops.shape(source))
-    tc = target - ops.mean(target, axis=1, keepdims=True)
-    sc = source - ops.mean(source, axis=1, keepdims=True)
+    # Means as sum / n: keras.ops.mean on JAX reduces float64 in float32.
+    n = ops.cast(ops.shape(source)[1], source.dtype)
+    t_mean = ops.sum(target, axis=1) / n  # (B, 2)
+    s_mean = ops.sum(source, axis=1) / n
+    tc = target - t_mean[:, None]
+    sc = source - s_mean[:, None]
     a = ops.sum(tc * sc, axis=1) / ops.sum(tc * tc, axis=1)  # (B, 2)
-    b = ops.mean(source, axis=1) - a * ops.mean(target, axis=1)
+    b = s_mean - a * t_mean
     zero = ops.zeros_like(a[:, :1])
     row_x = ops.concatenate([a[:, :1], zero, b[:, :1]], axis=-1)
     row_y = ops.concatenate([zero, a[:, 1:], b[:, 1:]], axis=-1)

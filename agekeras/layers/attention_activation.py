@@ -45,8 +45,8 @@ class AttentionActivation(keras.layers.Layer):
     Example:
 
     >>> act = AttentionActivation("spatial")
-    >>> act(np.random.randn(2, 7, 7, 16).astype("float32")).shape
-    TensorShape([2, 7, 7, 16])
+    >>> tuple(act(np.random.randn(2, 7, 7, 16).astype("float32")).shape)
+    (2, 7, 7, 16)
 
     Reference: GRA_Net: A Deep Learning Model for Classification of Age and
     Gender From Facial Images (Garain et al., IEEE Access 2021,

@@ -175,8 +175,10 @@ class AttentionLSTMLocator(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         dtype = inputs.dtype
-        h0 = ops.cast(self.memory_h, dtype)
-        c0 = ops.cast(self.memory_c, dtype)
+        # Copies: training assigns the memory in place below, which PyTorch's
+        # autograd refuses for a tensor the forward pass still holds.
+        h0 = ops.copy(ops.cast(self.memory_h, dtype))
+        c0 = ops.copy(ops.cast(self.memory_c, dtype))
         if self.carry_state is False and training:
             h0, c0 = ops.zeros_like(h0), ops.zeros_like(c0)
         if not training and self.inference_mode == "independent":
@@ -193,8 +195,8 @@ class AttentionLSTMLocator(keras.layers.Layer):
 
     def reset_state(self):
         """Sets the stored state back to zeros."""
-        self.memory_h.assign(ops.zeros_like(self.memory_h))
-        self.memory_c.assign(ops.zeros_like(self.memory_c))
+        for memory in (self.memory_h, self.memory_c):
+            memory.assign(ops.zeros(memory.shape, memory.dtype))  # zeros_like(Variable) fails on JAX
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], 4)

@@ -100,8 +100,8 @@ class BinaryCodeMapping(keras.layers.Layer):
 
     >>> mapping = BinaryCodeMapping(num_ages=100, age_min=1, interval=10)
     >>> s, t, ages = mapping(np.zeros((1,), "float32"))  # the input is ignored
-    >>> s.shape, ops.convert_to_numpy(ages)[:3]
-    (TensorShape([10]), array([ 1., 11., 21.], dtype=float32))
+    >>> tuple(s.shape), ops.convert_to_numpy(ages)[:3]
+    ((10,), array([ 1., 11., 21.], dtype=float32))
     >>> s_all, t_all, ages_all = mapping.style_statistics(np.arange(100))  # Fig. 3
     """
 

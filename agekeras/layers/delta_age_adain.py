@@ -39,6 +39,7 @@ def instance_statistics(features, epsilon=1e-5, channelwise=True):
         `(mean, std)`, each `(batch, 1, 1, C)` (channelwise) or
         `(batch, 1, 1, 1)`.
     """
+    features = ops.convert_to_tensor(features)  # NumPy input works on every backend
     if len(features.shape) != 4:
         raise ValueError(f"features must be (batch, h, w, C), got shape {tuple(features.shape)}.")
     axes = (1, 2) if channelwise else (1, 2, 3)

@@ -78,8 +78,8 @@ class GatedResidualAttention(keras.layers.Layer):
     Example:
 
     >>> module = GatedResidualAttention(mask_depth=2, gamma=0.5)
-    >>> module(np.zeros((2, 8, 8, 64), "float32")).shape
-    TensorShape([2, 8, 8, 64])
+    >>> tuple(module(np.zeros((2, 8, 8, 64), "float32")).shape)
+    (2, 8, 8, 64)
     >>> float(module.gamma_value())
     0.5
 

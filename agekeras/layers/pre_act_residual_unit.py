@@ -81,8 +81,8 @@ class PreActResidualUnit(keras.layers.Layer):
     Example:
 
     >>> unit = PreActResidualUnit(64, strides=2)
-    >>> unit(np.zeros((2, 9, 9, 32), "float32")).shape
-    TensorShape([2, 5, 5, 64])
+    >>> tuple(unit(np.zeros((2, 9, 9, 32), "float32")).shape)
+    (2, 5, 5, 64)
     """
 
     def __init__(self, filters, strides=1, bottleneck_filters=None, kernel_initializer="he_normal",

@@ -44,8 +44,8 @@ class RecurrentFusion(keras.layers.Layer):
 
     >>> fusion = RecurrentFusion(units=128)
     >>> z = np.zeros((2, 128), "float32")
-    >>> fusion([z, z, z]).shape
-    TensorShape([2, 128])
+    >>> tuple(fusion([z, z, z]).shape)
+    (2, 128)
     """
 
     def __init__(self, units=128, mode="lstm", **kwargs):

@@ -49,8 +49,8 @@ class ResNeXtUnit(keras.layers.Layer):
     Example:
 
     >>> unit = ResNeXtUnit(256, cardinality=32)
-    >>> unit(np.zeros((2, 8, 8, 256), "float32")).shape
-    TensorShape([2, 8, 8, 256])
+    >>> tuple(unit(np.zeros((2, 8, 8, 256), "float32")).shape)
+    (2, 8, 8, 256)
     """
 
     def __init__(

@@ -92,8 +92,8 @@ class SoftMaskBranch(keras.layers.Layer):
     Example:
 
     >>> branch = SoftMaskBranch(depth=2)
-    >>> branch(np.zeros((2, 7, 7, 32), "float32")).shape
-    TensorShape([2, 7, 7, 32])
+    >>> tuple(branch(np.zeros((2, 7, 7, 32), "float32")).shape)
+    (2, 7, 7, 32)
 
     Reference: GRA_Net: A Deep Learning Model for Classification of Age and
     Gender From Facial Images (Garain et al., IEEE Access 2021,

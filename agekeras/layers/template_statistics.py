@@ -40,8 +40,8 @@ class TemplateStatistics(keras.layers.Layer):
     Example:
 
     >>> s, t = TemplateStatistics("all")(np.random.rand(100, 8, 8, 512).astype("float32"))
-    >>> s.shape
-    TensorShape([100])
+    >>> tuple(s.shape)
+    (100,)
     """
 
     def __init__(self, mode="all", epsilon=1e-5, **kwargs):

@@ -65,8 +65,8 @@ def test_interval_sampling_returns_every_kth_age():
         np.testing.assert_array_equal(sub.sampled_indices(), np.arange(0, 100, k))
         np.testing.assert_array_equal(ages_k, 1 + np.arange(0, 100, k))
         assert len(s_k) == len(range(0, 100, k)) == sub.compute_output_shape(None)[0][0]
-        np.testing.assert_allclose(s_k, s[::k], rtol=1e-6)
-        np.testing.assert_allclose(t_k, t[::k], rtol=1e-6)
+        np.testing.assert_allclose(s_k, s[::k], rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(t_k, t[::k], rtol=1e-6, atol=1e-7)
 
 
 def test_style_statistics_without_input_and_by_index():

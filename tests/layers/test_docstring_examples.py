@@ -13,7 +13,6 @@ import agekeras.layers
 MODULES = sorted(m.name for m in pkgutil.iter_modules(agekeras.layers.__path__))
 
 
-@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="examples print TensorFlow shapes")
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples_run(name):
     module = importlib.import_module(f"agekeras.layers.{name}")

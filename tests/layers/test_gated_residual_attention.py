@@ -14,6 +14,11 @@ def _x(seed=0, shape=(2, 7, 7, 8)):
 
 
 def test_standard_checks_learned_gamma():
+    # At 2x2 (the bottom of a depth-2 mask on 7x7) a whole residual unit can
+    # be ReLU-dead for some initialisations (the suite's seed on JAX; seeds
+    # 0-2 on one backend or another); seed 3 gives every weight a path on
+    # TF, JAX and PyTorch.
+    keras.utils.set_random_seed(3)
     run_layer_test(
         GatedResidualAttention, {**SMALL, "gamma": 0.3, "attention": "spatial"}, _x(),
         expected_output_shape=(2, 7, 7, 8),

