@@ -45,7 +45,7 @@ class TemplateBank(keras.layers.Layer):
     >>> bank = TemplateBank(4, (8, 8, 3), interval=2)
     >>> bank.set_templates(np.zeros((4, 8, 8, 3)), [10, 11, 12, 13])
     >>> images, ages = bank(np.zeros((1, 8, 8, 3), "float32"))
-    >>> tuple(images.shape), ages.numpy().tolist()
+    >>> tuple(images.shape), keras.ops.convert_to_numpy(ages).tolist()
     ((2, 8, 8, 3), [10.0, 12.0])
 
     Reference: A Delta Age AdaIN operation for age estimation via binary code

@@ -65,6 +65,12 @@ CASES = {
     "PreActResidualUnit": ({"filters": 16, "strides": 2}, _r(2, 8, 8, 8)),
     "ResNeXtUnit": ({"filters": 16, "strides": 2, "cardinality": 4}, _r(2, 8, 8, 16)),
     "SoftMaskBranch": ({"depth": 2}, _r(2, 7, 7, 8)),
+    "ArgmaxAge": ({"age_min": 3}, _r(4, 9)),
+    "ORCNNHead": ({"num_classes": 6, "age_prior": [1, 2, 3, 3, 2, 1]}, _r(4, 16)),
+    "GlobalLocalFusion": ({"local_weight": 0.5, "age_min": 2},
+                          [np.abs(_r(4, 7, seed=1)) + 0.1, np.abs(_r(4, 7, seed=2)) + 0.1]),
+    "GroupedAgeHead": ({"group_edges": (10, 30), "age_min": 2, "age_max": 70}, _r(4, 16)),
+    "TemplateBank": ({"num_templates": 4, "image_shape": (8, 8, 3), "interval": 2}, _r(1, 8, 8, 3)),
 }
 
 
