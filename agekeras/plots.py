@@ -72,6 +72,19 @@ def _panel_axes(ax, n, figsize):
     return _root_figure(axes[0]), axes
 
 
+def _grid_axes(ax, n, ncols, cell):
+    """Returns `(figure, axes)`: a grid of `n` panels, `ncols` wide, each `cell` inches, or the given axes."""
+    if ax is not None:
+        axes = list(ax)
+        if len(axes) < n:
+            raise ValueError(f"Got {len(axes)} axes for {n} images.")
+        return _root_figure(axes[0]), axes
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=(cell[0] * ncols, cell[1] * nrows), layout="constrained")
+    return fig, [fig.add_subplot(nrows, ncols, i + 1) for i in range(n)]
+
+
 def _save(fig, save_to):
     if save_to is not None:
         path = pathlib.Path(save_to)
@@ -490,16 +503,7 @@ def plot_image_grid(
     box_relative = _is_relative(boxes) if relative is None and boxes is not None else relative
     point_relative = _is_relative(points) if relative is None and points is not None else relative
 
-    ncols = max(1, min(ncols, n))
-    nrows = math.ceil(n / ncols)
-    if ax is None:
-        fig = Figure(figsize=(1.6 * ncols, 1.8 * nrows), layout="constrained")
-        axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(n)]
-    else:
-        axes = list(ax)
-        if len(axes) < n:
-            raise ValueError(f"Got {len(axes)} axes for {n} images.")
-        fig = _root_figure(axes[0])
+    fig, axes = _grid_axes(ax, n, ncols, cell=(1.6, 1.8))
 
     for i, (image, panel) in enumerate(zip(images, axes)):
         height, width = image.shape[:2]
@@ -743,16 +747,7 @@ def plot_polygons(images, polygons, *, labels=None, points=None, titles=None, ti
         raise ValueError(f"Got {len(labels)} labels for {polygons.shape[1]} polygons per image.")
     if titles is not None and len(titles) != n:
         raise ValueError(f"Got {len(titles)} titles for {n} images.")
-    ncols = max(1, min(ncols, n))
-    nrows = math.ceil(n / ncols)
-    if ax is None:
-        fig = Figure(figsize=(2.4 * ncols, 2.4 * nrows), layout="constrained")
-        axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(n)]
-    else:
-        axes = list(ax)
-        if len(axes) < n:
-            raise ValueError(f"Got {len(axes)} axes for {n} images.")
-        fig = _root_figure(axes[0])
+    fig, axes = _grid_axes(ax, n, ncols, cell=(2.4, 2.4))
     for i, (image, panel) in enumerate(zip(images, axes)):
         height, width = image.shape[:2]
         panel.imshow(image, cmap="gray" if image.ndim == 2 else None, extent=(0, width, height, 0))

@@ -28,6 +28,19 @@ def _cli(*args, env=None, **kw):
                             stderr=subprocess.STDOUT, text=True, **kw)
 
 
+def _kill_after_epochs(proc, run, epochs, timeout=240):
+    """SIGKILL a training process once its run has saved `epochs` epochs."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        state = run / "state.json"
+        if state.exists() and json.loads(state.read_text())["epochs_done"] >= epochs:
+            break
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
 @pytest.mark.slow
 def test_train_writes_the_run_directory(tmp_path):
     run = tmp_path / "run"
@@ -59,15 +72,7 @@ def test_killed_run_resumes_from_its_last_epoch(tmp_path):
     args = ["train", "--model", "resnet18_dex", "--dataset", "synthetic", "--dataset-arg", "n=160",
             "--image-size", "32", "--batch-size", "16", "--epochs", "30", "--out", str(run), "--verbose", "0"]
     proc = _cli(*args)
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        state = run / "state.json"
-        if state.exists() and json.loads(state.read_text())["epochs_done"] >= 2:
-            break
-        assert proc.poll() is None, proc.stdout.read()
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    _kill_after_epochs(proc, run, 2)
     done = json.loads((run / "state.json").read_text())["epochs_done"]
     assert 2 <= done < 30
     model = keras.saving.load_model(run / "last.keras", safe_mode=True)
@@ -145,15 +150,7 @@ def test_time_budget_resume_keeps_schedule_best_score_and_elapsed_time(tmp_path)
             "--image-size", "32", "--batch-size", "16", "--time-budget", str(budget_min), "--out", str(run),
             "--verbose", "0"]
     proc = _cli(*args)
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        state = run / "state.json"
-        if state.exists() and json.loads(state.read_text())["epochs_done"] >= 2:
-            break
-        assert proc.poll() is None, proc.stdout.read()
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    _kill_after_epochs(proc, run, 2)
     before = json.loads((run / "state.json").read_text())
     assert before["train_seconds"] < budget_min * 60, "killed too late to test a resume"
     t = time.time()

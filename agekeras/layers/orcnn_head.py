@@ -1,13 +1,12 @@
 """OR-CNN head: K-1 independent binary classifiers "is y > k?"."""
 
 import keras
-from keras import ops
 
-from agekeras.layers.coral_head import check_prior, coral_prior_bias
+from agekeras.layers.coral_head import CORALHead, coral_prior_bias
 
 
 @keras.saving.register_keras_serializable(package="agekeras")
-class ORCNNHead(keras.layers.Layer):
+class ORCNNHead(CORALHead):
     """Ordinal regression with multiple binary outputs (OR-CNN, Niu et al., 2016).
 
     Like CORAL, age label y in {0, ..., K-1} becomes K-1 binary tasks
@@ -51,15 +50,9 @@ class ORCNNHead(keras.layers.Layer):
     (Niu, Zhou, Wang, Gao, Hua, CVPR 2016), https://doi.org/10.1109/CVPR.2016.532.
     """
 
-    def __init__(self, num_classes, kernel_initializer="glorot_uniform", age_prior=None, **kwargs):
-        super().__init__(**kwargs)
-        if int(num_classes) < 2:
-            raise ValueError(f"`num_classes` must be >= 2, got {num_classes}.")
-        self.num_classes = int(num_classes)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.age_prior = None if age_prior is None else check_prior(age_prior, self.num_classes)
-
     def build(self, input_shape):
+        # CORALHead's constructor, call and config; only the weights differ:
+        # a weight vector per task (d, K-1), and biases at zero without a prior.
         k = self.num_classes - 1
         self.kernel = self.add_weight(name="kernel", shape=(input_shape[-1], k), initializer=self.kernel_initializer)
         if self.age_prior is None:
@@ -67,20 +60,3 @@ class ORCNNHead(keras.layers.Layer):
         else:
             start = keras.initializers.Constant(coral_prior_bias(self.age_prior).tolist())
         self.bias = self.add_weight(name="bias", shape=(k,), initializer=start)
-
-    def call(self, inputs):
-        return ops.matmul(inputs, self.kernel) + self.bias
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (self.num_classes - 1,)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "num_classes": self.num_classes,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-                "age_prior": self.age_prior,
-            }
-        )
-        return config
