@@ -78,6 +78,11 @@ class AdaptiveStage(keras.layers.Layer):
     (2, 4, 4, 8)
     >>> stage.kernel_size, stage.strides
     ((9, 9), (7, 7))
+
+    Reference: Research on Phased Single Aggregation Age Estimation Algorithm Based on
+    VoVNetv4 (Zhang et al., 2023; no arXiv or DOI version known); An Energy and
+    GPU-Computation Efficient Backbone Network for Real-Time Object Detection
+    (VoVNet, https://arxiv.org/abs/1904.09730).
     """
 
     def __init__(

@@ -67,7 +67,7 @@ class AgeDecoder(keras.layers.Layer):
     ages need no change here.
 
     Args:
-        channels: filters of the 3x3 convolution (the issue/paper: 64; the
+        channels: filters of the 3x3 convolution (the paper: 64; the
             authors' released config uses 32).
         epsilon: added to the variance of the content statistics (must match
             the `DeltaAgeAdaIN` used for the naive path).
@@ -106,6 +106,9 @@ class AgeDecoder(keras.layers.Layer):
     >>> naive, _ = decoder([DeltaAgeAdaIN()([f, s, t]), ages])  # the reference path
     >>> bool(np.allclose(keras.ops.convert_to_numpy(naive), keras.ops.convert_to_numpy(deltas), atol=1e-4))
     True
+
+    Reference: DAA: A Delta Age AdaIN operation for age estimation via binary code
+    transformer (Chen et al., CVPR 2023), https://arxiv.org/abs/2303.07929.
     """
 
     def __init__(

@@ -14,7 +14,7 @@ from keras import ops
 # utkface-dev crops (200 x 200 px): eyes 39 % of the width apart and 40 % of
 # the half-height above the centre, mouth 36 % below it. It is the frame of
 # "global3"; "global2" is the inner face, a window 1.2x smaller ("one 1.2x
-# larger" in the issue: global3 is the 1.2x larger window of the two); the
+# larger" in our reading of the paper: global3 is the 1.2x larger window of the two); the
 # local windows are centred on a point of CANONICAL and are 1/zoom as wide as
 # the global3 window (zoom 2.5 for the eye, 2 for the nose and the mouth).
 CANONICAL = np.array(

@@ -25,6 +25,9 @@ class ArgmaxAge(keras.layers.Layer):
     >>> layer = ArgmaxAge(age_min=16)
     >>> keras.ops.convert_to_numpy(layer(np.array([[0.1, 0.7, 0.2]], "float32"))).tolist()
     [17.0]
+
+    Reference: DEX: Deep EXpectation of apparent age from a single image (Rothe,
+    Timofte, Van Gool, ICCV Workshops 2015), https://doi.org/10.1109/ICCVW.2015.41.
     """
 
     def __init__(self, age_min=0, **kwargs):

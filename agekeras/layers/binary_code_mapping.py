@@ -103,6 +103,9 @@ class BinaryCodeMapping(keras.layers.Layer):
     >>> tuple(s.shape), ops.convert_to_numpy(ages)[:3]
     ((10,), array([ 1., 11., 21.], dtype=float32))
     >>> s_all, t_all, ages_all = mapping.style_statistics(np.arange(100))  # Fig. 3
+
+    Reference: DAA: A Delta Age AdaIN operation for age estimation via binary code
+    transformer (Chen et al., CVPR 2023), https://arxiv.org/abs/2303.07929.
     """
 
     def __init__(

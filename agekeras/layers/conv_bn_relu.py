@@ -40,6 +40,11 @@ class ConvBNReLU(keras.layers.Layer):
     >>> block = ConvBNReLU(16, 3, strides=2)
     >>> tuple(block(np.zeros((2, 32, 32, 3), "float32")).shape)
     (2, 16, 16, 16)
+
+    Reference: Research on Phased Single Aggregation Age Estimation Algorithm Based on
+    VoVNetv4 (Zhang et al., 2023; no arXiv or DOI version known); An Energy and
+    GPU-Computation Efficient Backbone Network for Real-Time Object Detection
+    (VoVNet, https://arxiv.org/abs/1904.09730).
     """
 
     def __init__(

@@ -24,7 +24,7 @@ class OSAModule(keras.layers.Layer):
 
     Readings:
     - The input is part of the concatenation, as in the VoVNet reference
-      code and the issue's reading ("the input and all n outputs").
+      code and our reading of the paper ("the input and all n outputs").
     - No identity shortcut (VoVNet-V1 / "vovnet39a/57a"); the paper does not
       mention VoVNetV2's residual connection or eSE attention.
 
@@ -51,6 +51,11 @@ class OSAModule(keras.layers.Layer):
     (2, 8, 8, 16)
     >>> tuple(osa.aggregate.conv.kernel.shape)  # 4 input + 5 x 8 ConvBlock channels
     (1, 1, 44, 16)
+
+    Reference: Research on Phased Single Aggregation Age Estimation Algorithm Based on
+    VoVNetv4 (Zhang et al., 2023; no arXiv or DOI version known); An Energy and
+    GPU-Computation Efficient Backbone Network for Real-Time Object Detection
+    (VoVNet, https://arxiv.org/abs/1904.09730).
     """
 
     def __init__(

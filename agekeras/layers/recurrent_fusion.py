@@ -25,7 +25,7 @@ class RecurrentFusion(keras.layers.Layer):
     before the same sum. Our reading of "FC fusion": it keeps the number of
     units and the sum of Eq. 3 and only drops the recurrent connection, so
     it is invariant to the order of the sub-networks (a concatenation
-    followed by FC would be order-dependent, unlike the ablation the issue
+    followed by FC would be order-dependent, unlike the ablation the paper
     describes).
 
     Args:
@@ -46,6 +46,9 @@ class RecurrentFusion(keras.layers.Layer):
     >>> z = np.zeros((2, 128), "float32")
     >>> tuple(fusion([z, z, z]).shape)
     (2, 128)
+
+    Reference: Deeply-learned Hybrid Representations for Facial Age Estimation
+    (Tan et al., IJCAI 2019), https://doi.org/10.24963/ijcai.2019/492.
     """
 
     def __init__(self, units=128, mode="lstm", **kwargs):

@@ -51,6 +51,11 @@ class ResNeXtUnit(keras.layers.Layer):
     >>> unit = ResNeXtUnit(256, cardinality=32)
     >>> tuple(unit(np.zeros((2, 8, 8, 256), "float32")).shape)
     (2, 8, 8, 256)
+
+    Reference: GRA_Net: A Deep Learning Model for Classification of Age and Gender
+    from Facial Images (Garain et al., IEEE Access 2021),
+    https://ieeexplore.ieee.org/document/9446083; Aggregated Residual
+    Transformations for Deep Neural Networks (https://arxiv.org/abs/1611.05431).
     """
 
     def __init__(

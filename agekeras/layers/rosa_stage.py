@@ -63,6 +63,11 @@ class ROSAStage(keras.layers.Layer):
     [(2, 16, 16, 8), (2, 8, 8, 16), (2, 4, 4, 24), (2, 2, 2, 32)]
     >>> rosa.schedule  # OSA module applied at each cycle of each region
     [[0], [1], [2, 3, 4, 5], [6, 7, 8]]
+
+    Reference: Research on Phased Single Aggregation Age Estimation Algorithm Based on
+    VoVNetv4 (Zhang et al., 2023; no arXiv or DOI version known); An Energy and
+    GPU-Computation Efficient Backbone Network for Real-Time Object Detection
+    (VoVNet, https://arxiv.org/abs/1904.09730).
     """
 
     def __init__(

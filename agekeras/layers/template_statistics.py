@@ -42,6 +42,9 @@ class TemplateStatistics(keras.layers.Layer):
     >>> s, t = TemplateStatistics("all")(np.random.rand(100, 8, 8, 512).astype("float32"))
     >>> tuple(s.shape)
     (100,)
+
+    Reference: DAA: A Delta Age AdaIN operation for age estimation via binary code
+    transformer (Chen et al., CVPR 2023), https://arxiv.org/abs/2303.07929.
     """
 
     def __init__(self, mode="all", epsilon=1e-5, **kwargs):
