@@ -159,24 +159,31 @@ def attention_maps(model, images, reduce="mean"):
         `{module name: (N, H, W) array}`, each map min-max scaled to [0, 1]
         per image for display.
     """
-    import keras
     from keras import ops
 
     if reduce not in ("mean", "max"):
         raise ValueError(f"reduce must be 'mean' or 'max'; got {reduce!r}.")
     images = np.asarray(images, "float32")
     out = {}
-    for module in attention_modules(model):
-        x = keras.Model(model.input, module.input)(images, training=False)
-        for u in module.pre_units:
-            x = u(x, training=False)
-        mask = ops.convert_to_numpy(module.mask_branch(x, training=False))
+    for module, mask in _inference_masks(model, images):
         mask = mask.mean(-1) if reduce == "mean" else mask.max(-1)
         up = ops.convert_to_numpy(ops.image.resize(mask[..., None], images.shape[1:3], interpolation="bilinear"))[..., 0]
         lo = up.min(axis=(1, 2), keepdims=True)
         hi = up.max(axis=(1, 2), keepdims=True)
         out[module.name] = (up - lo) / np.maximum(hi - lo, 1e-8)
     return out
+
+
+def _inference_masks(model, images):
+    """Yields `(module, soft mask as NumPy)` for every attention module, in inference mode."""
+    import keras
+    from keras import ops
+
+    for module in attention_modules(model):
+        x = keras.Model(model.input, module.input)(images, training=False)
+        for u in module.pre_units:
+            x = u(x, training=False)
+        yield module, ops.convert_to_numpy(module.mask_branch(x, training=False))
 
 
 def mask_saturation(model, images, low=0.01, high=0.99):
@@ -193,16 +200,8 @@ def mask_saturation(model, images, low=0.01, high=0.99):
     Returns:
         `{module name: share in [0, 1]}` (raw masks, before any display scaling).
     """
-    import keras
-    from keras import ops
-
-    images = np.asarray(images, "float32")
     out = {}
-    for module in attention_modules(model):
-        x = keras.Model(model.input, module.input)(images, training=False)
-        for u in module.pre_units:
-            x = u(x, training=False)
-        mask = ops.convert_to_numpy(module.mask_branch(x, training=False))
+    for module, mask in _inference_masks(model, np.asarray(images, "float32")):
         out[module.name] = float(np.mean((mask < low) | (mask > high)))
     return out
 
