@@ -27,6 +27,7 @@ import math
 import os
 import pathlib
 import time
+import warnings
 
 import keras
 import numpy as np
@@ -574,15 +575,19 @@ def _train(config: TrainConfig):
     if budget and config.verbose not in (0, "0"):
         callbacks.append(BudgetProgress(clock))
     if initial_epoch < epochs and not (budget and clock.elapsed() >= budget):
-        model.fit(
-            train_ds,
-            validation_data=val_ds,
-            epochs=epochs,
-            initial_epoch=initial_epoch,
-            callbacks=callbacks,
-            verbose=0 if budget else config.verbose,
-            shuffle=False,  # the pipeline shuffles file names itself
-        )
+        with warnings.catch_warnings():
+            # An image dataset skips unreadable files, so its length is unknown until the first epoch ends;
+            # Keras then warns that the input "ran out of data". One epoch is one pass: nothing is lost.
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+            model.fit(
+                train_ds,
+                validation_data=val_ds,
+                epochs=epochs,
+                initial_epoch=initial_epoch,
+                callbacks=callbacks,
+                verbose=0 if budget else config.verbose,
+                shuffle=False,  # the pipeline shuffles file names itself
+            )
     return _finish(run_dir, config, splits)
 
 

@@ -1,9 +1,9 @@
 """Download a face-age dataset, or explain how to get it by hand.
 
-    python data_prep/download.py afad_lite --out ~/agekeras_data/afad_lite
-    python data_prep/download.py appa_real
-    python data_prep/download.py adience        # prints the official page and layout
-    python data_prep/download.py --list
+    python -m data_prep.download afad_lite --out ~/agekeras_data/afad_lite
+    python -m data_prep.download appa_real
+    python -m data_prep.download adience        # prints the official page and layout
+    python -m data_prep.download --list
 
 AFAD (Full, Lite) and APPA-REAL are fetched anonymously (resumable, checksum
 verified where known) and extracted; every other dataset needs a licence or
@@ -19,12 +19,10 @@ from __future__ import annotations
 import argparse
 import logging
 import pathlib
-import sys
 
-
-from agekeras.datasets import default_data_dir  # noqa: E402
-from agekeras.datasets.download import SOURCES, DownloadError, fetch  # noqa: E402
-from agekeras.datasets.readers import READERS  # noqa: E402
+from agekeras.datasets import default_data_dir
+from agekeras.datasets.download import SOURCES, DownloadError, fetch
+from agekeras.datasets.readers import READERS
 
 
 def main(argv: list[str] | None = None) -> pathlib.Path | None:

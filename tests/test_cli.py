@@ -41,3 +41,10 @@ def test_quickstart_and_evaluate_end_to_end(tmp_path):
     p = subprocess.run([sys.executable, "-m", "agekeras", "evaluate", "--run", str(run)], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     assert json.loads((run / "metrics.json").read_text())["mae"] == pytest.approx(summary["mae"], abs=1e-3)
+
+
+def test_quickstart_draws_about_one_face_per_training_example():
+    from agekeras.cli import QUICKSTART_FACES_PER_SECOND, quickstart_faces
+
+    assert quickstart_faces(3) == 3 * 60 * QUICKSTART_FACES_PER_SECOND == 36_000
+    assert quickstart_faces(0.1) == 2_000 and quickstart_faces(60) == 40_000

@@ -13,7 +13,7 @@ Without network, `fetch` raises `DownloadError` telling the user to download
 on a machine with internet access and pass the folder as `data_dir` (or as
 TFDS `manual_dir`).
 
-Used by `data_prep/download.py` (command line) and the TFDS builders.
+Used by `python -m data_prep.download` (command line) and the TFDS builders.
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ import logging
 import os
 import pathlib
 import shutil
+import socket
 import tarfile
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 
@@ -147,10 +149,34 @@ def fetch(name: str, out_dir, *, verify: bool = True, keep_archive: bool = False
     return target
 
 
+def reachable(name: str, timeout: float = 3.0) -> bool:
+    """Whether the server of dataset `name`'s source accepts a connection.
+
+    A TCP connect only: nothing is downloaded. False for datasets without an
+    anonymous source, and when offline.
+
+    Args:
+        name: a dataset name.
+        timeout: seconds to wait for the connection.
+
+    Returns:
+        A bool.
+    """
+    if name not in SOURCES:
+        return False
+    url = urllib.parse.urlsplit(SOURCES[name].url)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def _offline_message(name: str, url: str, error: Exception) -> str:
     return (
         f"{name}: could not reach {url} ({getattr(error, 'reason', error)}). No network? "
-        f"Download on a machine with internet access (python data_prep/download.py {name} --out DIR), "
+        f"Download on a machine with internet access (python -m data_prep.download {name} --out DIR), "
         "copy DIR here and pass it as data_dir, or to TFDS as --manual_dir "
         "(tfds.download.DownloadConfig(manual_dir=DIR))."
     )

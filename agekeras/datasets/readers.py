@@ -948,7 +948,7 @@ class ReaderSpec:
         reader: `reader(data_dir, **kwargs) -> AgeDataset`.
         layout: the expected folder layout, for error messages.
         homepage: the official page.
-        download: True when `data_prep/download.py` can fetch it anonymously.
+        download: True when `python -m data_prep.download` can fetch it anonymously.
     """
 
     reader: Callable[..., AgeDataset]

@@ -497,12 +497,61 @@ def leader_at(curves, minutes=MARK_MINUTES):
     return out
 
 
+def at_equal_epochs(curves, epochs=None):
+    """Every model's validation MAE after the same number of epochs.
+
+    A model's score is its best validation MAE among its first `epochs`
+    epochs, averaged over seeds. It separates method from speed in an
+    equal-time benchmark without new training, with one bias to keep in
+    mind: a time-budgeted run's learning-rate schedule follows the clock, so
+    after `epochs` epochs a slow model has annealed further than a fast one
+    (it favours the slow model). `--epochs N` trains the real equal-epochs
+    view.
+
+    Args:
+        curves: model -> list of `{"seed", "minutes", "val_mae"}` (one
+            entry per epoch).
+        epochs: the epoch count; default the fewest epochs any model ran.
+
+    Returns:
+        `{"epochs": epochs, "scores": {model: score}, "minutes": {model: mean
+        minutes those epochs took}}`; models with fewer epochs are left out.
+    """
+    runs = [r for rs in curves.values() for r in rs if r["val_mae"]]
+    if epochs is None:
+        epochs = min((len(r["val_mae"]) for r in runs), default=0)
+    scores, minutes = {}, {}
+    for model, rs in curves.items():
+        done = [r for r in rs if len(r["val_mae"]) >= epochs > 0]
+        if done:
+            scores[model] = float(np.mean([min(r["val_mae"][:epochs]) for r in done]))
+            minutes[model] = float(np.mean([r["minutes"][epochs - 1] for r in done]))
+    return {"epochs": int(epochs), "scores": scores, "minutes": minutes}
+
+
+def equal_epochs_table(results):
+    """The equal-epochs reading (`at_equal_epochs`) beside the equal-time test MAE.
+
+    Returns:
+        An `agekeras.tables.ResultsTable`, best validation MAE first.
+    """
+    from agekeras.tables import ResultsTable
+
+    eq = results.get("equal_epochs") or at_equal_epochs(results["curves"])
+    test = {r["model"]: r.get("mae") for r in results["summary"]}
+    val = f"val MAE after {eq['epochs']} epochs"
+    columns = ["model", val, "minutes they took", "test MAE (equal time)"]
+    lines = [{"model": m, val: v, "minutes they took": eq["minutes"][m], "test MAE (equal time)": test.get(m)}
+             for m, v in sorted(eq["scores"].items(), key=lambda kv: kv[1])]
+    return ResultsTable(columns, lines, frozenset(columns[1:]))
+
+
 def collect(spec, *, skipped=(), failed=()):
     """The results dict of the finished runs of `spec` in `spec.out`.
 
     Keys: "settings", "runs" (rows, `run_row`), "summary" (`aggregate`),
     "curves" (model -> per-seed validation curves), "leader_at"
-    (`leader_at`), "paper" (`PAPER_HEADLINES` of the benchmarked models),
+    (`leader_at`), "equal_epochs" (`at_equal_epochs`), "paper" (`PAPER_HEADLINES` of the benchmarked models),
     "skipped", "failed", "unfinished" (runs without a finished state).
     """
     rows, curves, unfinished = [], {}, []
@@ -521,7 +570,7 @@ def collect(spec, *, skipped=(), failed=()):
                 "description": spec.describe(), "cross": [list(c) for c in spec.cross],
                 "model_args": spec.model_args, **spec.protocol()}
     return {"settings": settings, "runs": rows, "summary": aggregate(rows), "curves": curves,
-            "leader_at": leader_at(curves),
+            "leader_at": leader_at(curves), "equal_epochs": at_equal_epochs(curves),
             "paper": {m: PAPER_HEADLINES[m] for m in spec.models if m in PAPER_HEADLINES},
             "skipped": list(skipped), "failed": list(failed), "unfinished": unfinished}
 

@@ -19,7 +19,9 @@ Data: one root, `AGEKERAS_DATA_ROOT` (default `~/agekeras_data`), holding
 `<root>/utkface`, `<root>/afad`, `<root>/fgnet`, ...; `AGEKERAS_DATA_DIR`
 overrides the folder of the notebook's main dataset. A notebook whose data
 is missing falls back to synthetic faces and says, in one sentence, what it
-would use and how to get it.
+would use and how to get it. In paper mode, a missing dataset that can be
+fetched anonymously (AFAD, AFAD-Lite, APPA-REAL) is offered for download
+first (`Course.offer_download`; `AGEKERAS_DOWNLOAD=yes|no` answers for you).
 
 Runs and figures: under one root, `AGEKERAS_RUNS_ROOT` (default `runs/` in
 the working directory): on Colab, point it at Google Drive so that a run
@@ -106,13 +108,58 @@ class Course:
 
         `AGEKERAS_DATA_DIR` wins for the notebook's main dataset (`main=True`).
         """
+        from agekeras.datasets.download import SOURCES
+
         override = os.environ.get("AGEKERAS_DATA_DIR") if main else None
         for candidate in (override, self.data_root / name):
             if candidate and pathlib.Path(candidate).expanduser().is_dir():
                 path = pathlib.Path(candidate).expanduser()
+                if name in SOURCES and (path / SOURCES[name].folder / ".complete").is_file():
+                    return path / SOURCES[name].folder  # as `offer_download` left it
                 if any(path.iterdir()):
                     return path
         return None
+
+    def offer_download(self, name, *, ask=input):
+        """In paper mode, offer to fetch a missing dataset that has an anonymous source.
+
+        Only AFAD, AFAD-Lite and APPA-REAL can be fetched without an account
+        (`agekeras.datasets.download.SOURCES`). The offer is made when the
+        mode is paper, the dataset is not under the data root and its server
+        answers; the answer comes from `AGEKERAS_DOWNLOAD` (`yes` / `no`)
+        when set, else from a y/N question (a kernel that cannot ask, such as
+        a headless run, counts as no).
+
+        Args:
+            name: dataset name ("afad", "afad_lite", "appa_real").
+            ask: the function that asks the question (default `input`).
+
+        Returns:
+            The extracted dataset folder, or None when nothing was fetched.
+        """
+        from agekeras.datasets import download
+
+        found = self.data_dir(name, main=False)
+        if found is not None or not self.paper or name not in download.SOURCES:
+            return found
+        if not download.reachable(name):
+            print(f"{name} is not in {self.data_root / name} and its server cannot be reached (offline?).")
+            return None
+        answer = os.environ.get("AGEKERAS_DOWNLOAD", "").strip().lower()
+        if not answer:
+            try:
+                answer = ask(f"{name} is not in {self.data_root / name}. Download it from "
+                             f"{download.SOURCES[name].url} (several GB)? [y/N] ").strip().lower()
+            except (EOFError, OSError, NotImplementedError, RuntimeError):  # no stdin to ask on
+                answer = "no"
+        if answer not in ("y", "yes", "1", "true"):
+            print(f"Not downloading {name} (python -m data_prep.download {name} fetches it later).")
+            return None
+        try:
+            return download.fetch(name, self.data_root / name)
+        except download.DownloadError as e:
+            print(f"Download of {name} failed: {e}")
+            return None
 
     def dataset(self, name, *, fallback_n=4000, quick_n=400, how=None):
         """`(dataset name, data_dir, reader kwargs)` for this mode.
@@ -124,6 +171,8 @@ class Course:
         if self.quick or name == "synthetic":
             return "synthetic", None, {"n": quick_n if self.quick else fallback_n}
         path = self.data_dir(name)
+        if path is None and self.paper:
+            path = self.offer_download(name)
         if path is not None:
             return name, str(path), {}
         hint = how or f"put it in {self.data_root / name} or set AGEKERAS_DATA_DIR"

@@ -147,7 +147,8 @@ def data_setting(C, *, quick_n=80):
     - cpu: AFAD when found, else UTKFace, both restricted to the paper's ages
       15-40 (K = 26); 64 px, `C.time_budget` minutes per model, batch 64.
     - paper: AFAD ages 15-40 at `PAPER_SETTING` (200 epochs, batch 128,
-      120 px); without AFAD, the same schedule on UTKFace 15-40, then on
+      120 px; a missing AFAD is offered for download when online); without
+      AFAD, the same schedule on UTKFace 15-40, then on
       synthetic faces, with one printed sentence.
 
     Returns:
@@ -161,6 +162,8 @@ def data_setting(C, *, quick_n=80):
                         lo, hi, 32, 1, None, 32, p["lr"], p["seed"], ("resnet34_coral", "vovnetv4"))
     else:
         afad = C.data_dir("afad", main=C.paper)
+        if afad is None and C.paper:
+            afad = C.offer_download("afad")
         utk = C.data_dir("utkface", main=not C.paper)
         if afad is not None:
             name, path, label = "afad", str(afad), "AFAD"

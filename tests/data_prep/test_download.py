@@ -125,7 +125,7 @@ def test_offline_says_what_to_do(tmp_path, offline):
         download.fetch("afad_lite", tmp_path)
     message = str(info.value)
     assert "No network?" in message and "manual_dir" in message
-    assert "python data_prep/download.py afad_lite --out DIR" in message
+    assert "python -m data_prep.download afad_lite --out DIR" in message
 
 
 def test_cli_offline_exits_with_message(tmp_path, offline, cli):

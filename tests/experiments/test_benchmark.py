@@ -139,6 +139,20 @@ def test_leader_at_uses_the_best_epoch_so_far_averaged_over_seeds():
     assert B.leader_at({}, minutes=(1,))["1"]["model"] is None
 
 
+def test_equal_epochs_takes_the_best_of_the_first_epochs_of_every_model():
+    curves = {"fast": [{"seed": 0, "minutes": [1, 2, 3, 4], "val_mae": [9, 7, 8, 5]},
+                       {"seed": 1, "minutes": [1, 2, 3, 4], "val_mae": [10, 9, 6, 5]}],
+              "slow": [{"seed": 0, "minutes": [4, 8, 12], "val_mae": [8, 6.5, 6]}]}
+    eq = B.at_equal_epochs(curves)
+    assert eq["epochs"] == 3  # the fewest any model ran
+    assert eq["scores"] == pytest.approx({"fast": (7 + 6) / 2, "slow": 6.0})
+    assert eq["minutes"] == pytest.approx({"fast": 3.0, "slow": 12.0})
+    two = B.at_equal_epochs(curves, epochs=4)
+    assert list(two["scores"]) == ["fast"]  # the slow model never reached 4 epochs
+    table = B.equal_epochs_table({"curves": curves, "summary": [{"model": "slow", "mae": 6.2}]}).to_markdown()
+    assert table.index("slow") < table.index("fast") and "6.20" in table and "after 3 epochs" in table
+
+
 def test_parse_args_defaults_quick_and_errors():
     spec = B.parse_args([])
     assert spec.models == B.DEFAULT_MODELS and spec.time_budget == 15 and spec.epochs is None
@@ -185,6 +199,7 @@ def test_tables_and_figures_from_results(tmp_path):
     assert "no race labels" in B.group_table(results, "race").to_markdown()
     with pytest.raises(ValueError):
         B.group_table(results, "height")
+    assert "after 4 epochs" in B.equal_epochs_table(results).to_markdown()
     for fig in (B.plot_mae_vs_minutes(results), B.plot_mae_vs_params(results), B.plot_mae_vs_speed(results),
                 B.plot_mae_by_group(results, "age"), B.plot_mae_by_group(results, "gender")):
         assert isinstance(fig, Figure)

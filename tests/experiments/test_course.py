@@ -1,0 +1,117 @@
+"""Modes, data lookup and the paper-mode download offer (no network: the fetch is replaced)."""
+
+import pathlib
+
+import pytest
+
+from agekeras.datasets import download
+from agekeras.experiments import course
+
+
+def _course(tmp_path, mode):
+    return course.Course(notebook="nb", mode=mode, data_root=tmp_path / "data", runs_root=tmp_path / "runs",
+                         time_budget=15.0, gpu=False)
+
+
+def test_default_mode_follows_the_environment(monkeypatch):
+    monkeypatch.setenv("AGEKERAS_MODE", "Paper")
+    assert course.default_mode() == "paper"
+    monkeypatch.setenv("AGEKERAS_MODE", "fast")
+    with pytest.raises(ValueError, match="AGEKERAS_MODE"):
+        course.default_mode()
+    monkeypatch.delenv("AGEKERAS_MODE")
+    monkeypatch.setenv("CI", "true")
+    assert course.default_mode() == "quick"
+
+
+def test_pick_and_folders(tmp_path):
+    C = _course(tmp_path, "cpu")
+    assert C.pick(quick=1, cpu=2, paper=3) == 2
+    assert C.run_dir("r") == tmp_path / "runs" / "nb" / "cpu" / "r"
+    assert C.figure_path("f.png") == tmp_path / "runs" / "nb" / "cpu" / "figures" / "f.png"
+
+
+def test_missing_data_falls_back_to_synthetic_with_one_sentence(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("AGEKERAS_DATA_DIR", raising=False)
+    name, path, kwargs = _course(tmp_path, "cpu").dataset("utkface", fallback_n=123)
+    assert (name, path, kwargs) == ("synthetic", None, {"n": 123})
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and "No utkface data found" in out[0]
+
+
+def test_data_dir_override_and_root(tmp_path, monkeypatch):
+    C = _course(tmp_path, "cpu")
+    (C.data_root / "utkface").mkdir(parents=True)
+    assert C.data_dir("utkface") is None  # empty folders do not count
+    (C.data_root / "utkface" / "1_0_0_x.jpg").touch()
+    assert C.data_dir("utkface") == C.data_root / "utkface"
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "a.jpg").touch()
+    monkeypatch.setenv("AGEKERAS_DATA_DIR", str(other))
+    assert C.data_dir("utkface") == other
+    assert C.data_dir("utkface", main=False) == C.data_root / "utkface"
+
+
+@pytest.fixture
+def fake_fetch(monkeypatch):
+    """Replace the network: `reachable` says yes, `fetch` unpacks an empty dataset folder."""
+    calls = []
+
+    def fetch(name, out_dir, **_):
+        calls.append(name)
+        target = pathlib.Path(out_dir) / download.SOURCES[name].folder
+        target.mkdir(parents=True)
+        (target / ".complete").touch()
+        return target
+
+    monkeypatch.setattr(download, "reachable", lambda name, timeout=3.0: True)
+    monkeypatch.setattr(download, "fetch", fetch)
+    monkeypatch.delenv("AGEKERAS_DOWNLOAD", raising=False)
+    monkeypatch.delenv("AGEKERAS_DATA_DIR", raising=False)
+    return calls
+
+
+def test_paper_mode_downloads_after_a_yes_and_finds_it_again(tmp_path, fake_fetch):
+    C = _course(tmp_path, "paper")
+    questions = []
+    got = C.offer_download("afad", ask=lambda q: questions.append(q) or "y")
+    assert got == C.data_root / "afad" / "AFAD-Full"
+    assert fake_fetch == ["afad"] and "[y/N]" in questions[0]
+    assert C.data_dir("afad") == got  # the next session finds it without asking
+    assert C.offer_download("afad", ask=lambda q: pytest.fail("asked twice")) == got
+
+
+@pytest.mark.parametrize("mode,answer", [("paper", "n"), ("paper", ""), ("cpu", "y"), ("quick", "y")])
+def test_no_download_unless_paper_mode_and_a_yes(tmp_path, fake_fetch, mode, answer):
+    assert _course(tmp_path, mode).offer_download("afad", ask=lambda q: answer) is None
+    assert fake_fetch == []
+
+
+def test_a_kernel_that_cannot_ask_counts_as_no(tmp_path, fake_fetch):
+    def cannot(_):
+        raise NotImplementedError("raw_input was called, but this frontend does not support input requests")
+
+    assert _course(tmp_path, "paper").offer_download("appa_real", ask=cannot) is None
+    assert fake_fetch == []
+
+
+def test_environment_answers_and_datasets_without_a_source_are_not_offered(tmp_path, fake_fetch, monkeypatch):
+    C = _course(tmp_path, "paper")
+    monkeypatch.setenv("AGEKERAS_DOWNLOAD", "yes")
+    assert C.offer_download("utkface", ask=lambda q: pytest.fail("asked")) is None  # needs a sign-up
+    name, path, _ = C.dataset("afad_lite")
+    assert name == "afad_lite" and path.endswith("AFAD-Lite") and fake_fetch == ["afad_lite"]
+
+
+def test_offline_paper_mode_says_so_and_falls_back(tmp_path, fake_fetch, monkeypatch, capsys):
+    monkeypatch.setattr(download, "reachable", lambda name, timeout=3.0: False)
+    name, _, _ = _course(tmp_path, "paper").dataset("appa_real", fallback_n=10)
+    assert name == "synthetic" and fake_fetch == []
+    assert "cannot be reached" in capsys.readouterr().out
+
+
+def test_reachable_is_false_without_a_source_or_a_server(monkeypatch):
+    assert download.reachable("utkface") is False
+    monkeypatch.setitem(download.SOURCES, "afad", download.Source("http://127.0.0.1:9/x.tar", folder="x"))
+    assert download.reachable("afad", timeout=0.5) is False  # nothing listens on the discard port
