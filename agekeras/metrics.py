@@ -2,7 +2,7 @@
 
 | metric | function (NumPy) | Keras metric |
 |---|---|---|
-| MAE | `mae` | `keras.metrics.MeanAbsoluteError` |
+| MAE | `mae` | `AbsoluteError` (per face; see its docstring) |
 | RMSE | `rmse` | `keras.metrics.RootMeanSquaredError` |
 | CA(n) (DAA paper) | `cumulative_accuracy` | `CumulativeAccuracy(n)` |
 | epsilon-error (ChaLearn LAP) | `epsilon_error` | `EpsilonError` |
@@ -91,6 +91,35 @@ def age_metrics(y_true, y_pred, ca=(3, 5, 7)):
 
 
 # ----- Keras metrics ----------------------------------------------------------
+
+
+def _absolute_error(y_true, y_pred):
+    return ops.abs(ops.reshape(ops.cast(y_true, "float32"), (-1,)) - ops.reshape(ops.cast(y_pred, "float32"), (-1,)))
+
+
+@keras.saving.register_keras_serializable(package="agekeras")
+class AbsoluteError(keras.metrics.MeanMetricWrapper):
+    """MAE in years as a Keras metric, averaged over faces.
+
+    `keras.metrics.MeanAbsoluteError` averages over the last axis, which for
+    `(batch,)` ages is the batch: it then averages batch means (the last,
+    smaller batch weighs as much as a full one) and, on a dataset of unknown
+    length, also counts the empty step that ends the pass. On a 625-face
+    validation split in 10 batches that read 5.56 where the faces' MAE was
+    6.04. This metric counts one value per face, so it equals `mae`.
+
+    Example:
+        >>> m = AbsoluteError()
+        >>> m.update_state([10.0, 20.0, 30.0], [12.0, 20.0, 27.0])
+        >>> round(float(m.result()), 4)
+        1.6667
+    """
+
+    def __init__(self, name="mae", dtype=None):
+        super().__init__(_absolute_error, name=name, dtype=dtype)
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype}
 
 
 def _ca(n):

@@ -743,6 +743,7 @@ def evaluate(run_dir, *, dataset=None, data_dir=None, splits=None, split="test",
 
     Returns:
         The metrics dict, also written to `metrics.json` (or
+        `metrics_<split>.json` for another split of the run's dataset,
         `metrics_<dataset>.json`, `metrics_<dataset>_<align>.json` for
         another dataset).
     """
@@ -765,7 +766,11 @@ def evaluate(run_dir, *, dataset=None, data_dir=None, splits=None, split="test",
     else:
         if splits is None:
             splits, _ = load_splits(config)
+        if split not in splits:
+            raise ValueError(f"split must be one of {sorted(splits)} for the run's own dataset; got {split!r}")
         ds = splits[split]
+        if split != "test":  # the test metrics in metrics.json stay
+            suffix = f"_{split}"
     out, labels = predict(model, ds, config.image_size, config.batch_size, with_labels=True)
     pred = np.asarray(out["age"], dtype="float64").reshape(-1)
     true = labels["age"].astype("float64")

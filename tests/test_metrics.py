@@ -47,7 +47,7 @@ def test_keras_metrics_match_numpy():
 
 
 def test_keras_metrics_serialize():
-    for m in (M.CumulativeAccuracy(3), M.EpsilonError(), M.GroupAccuracy(1)):
+    for m in (M.CumulativeAccuracy(3), M.EpsilonError(), M.GroupAccuracy(1), M.AbsoluteError()):
         revived = keras.metrics.deserialize(keras.metrics.serialize(m))
         assert revived.get_config() == m.get_config()
 
@@ -70,3 +70,30 @@ def test_known_gender_accuracy_skips_unknown_gender():
     assert float(metric.result()) == 0.0  # the one weighted known face is wrong
     restored = KnownGenderAccuracy.from_config(metric.get_config())
     assert restored.name == "acc"
+
+
+def test_absolute_error_averages_over_faces_not_batches():
+    rng = np.random.default_rng(0)
+    true, pred = rng.uniform(0, 80, 70).astype("float32"), rng.uniform(0, 80, 70).astype("float32")
+    metric = M.AbsoluteError()
+    for lo, hi in ((0, 32), (32, 64), (64, 70)):  # a small last batch, as in a validation pass
+        metric.update_state(true[lo:hi], pred[lo:hi])
+    metric.update_state(np.zeros(0, "float32"), np.zeros(0, "float32"))  # the empty step that ends a pass
+    assert float(metric.result()) == pytest.approx(M.mae(true, pred), rel=1e-5)
+    batch_means = np.mean([np.abs(true[a:b] - pred[a:b]).mean() for a, b in ((0, 32), (32, 64), (64, 70))])
+    assert abs(batch_means - M.mae(true, pred)) > 0.1  # what a per-batch average would have reported
+
+
+def test_compiled_age_mae_equals_the_faces_mae():
+    """The `age_mae` Keras logs for a model is the per-face MAE of its predictions (uneven last batch)."""
+    from agekeras.models.outputs import compile_args
+
+    inp = keras.Input((3,))
+    model = keras.Model(inp, {"age": keras.layers.Reshape(())(keras.layers.Dense(1)(inp))})
+    model.compile(optimizer="sgd", **compile_args(model, head_is_regression=True))
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(70, 3)).astype("float32"), rng.uniform(0, 80, 70).astype("float32")
+    logs = model.evaluate(x, {"age": y}, batch_size=32, return_dict=True, verbose=0)
+    pred = model.predict(x, verbose=0)["age"]
+    logged = logs["mae"]  # a one-output model logs "mae" ("age_mae" with more outputs)
+    assert logged == pytest.approx(M.mae(y, pred), rel=1e-5)

@@ -112,6 +112,11 @@ def test_evaluate_reloads_with_safe_mode_and_rejects_other_runs(tmp_path):
     first = train(TrainConfig(model="resnet18_coral", epochs=1, out=str(run), **TINY))
     again = evaluate(run)
     assert again["mae"] == pytest.approx(first["mae"], abs=1e-4)
+    val = evaluate(run, split="val")
+    assert val["split"] == "val" and (run / "metrics_val.json").exists()
+    assert json.loads((run / "metrics.json").read_text())["split"] == "test"  # the test metrics stay
+    with pytest.raises(ValueError, match="split must be one of"):
+        evaluate(run, split="validation")
     with pytest.raises(ValueError, match="holds a run of resnet18_coral"):
         train(TrainConfig(model="resnet18_dex", epochs=1, out=str(run), **TINY))
     with pytest.raises(FileNotFoundError, match="config.json"):

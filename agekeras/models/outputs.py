@@ -20,7 +20,7 @@ import keras
 
 from agekeras.ages import class_index
 from agekeras.losses import CORALLoss, SmoothL1
-from agekeras.metrics import KnownGenderAccuracy
+from agekeras.metrics import AbsoluteError, KnownGenderAccuracy
 
 PREFIXES = ("age_probs", "age_logits", "group_probs", "gender_probs")
 
@@ -113,7 +113,7 @@ def compile_args(model, *, head_is_regression=False, overrides=None, loss_weight
         raise ValueError(f"no output of {model.name!r} carries a loss: {names}")
     metrics = {
         "age": [
-            keras.metrics.MeanAbsoluteError(name="mae"),
+            AbsoluteError(name="mae"),  # per face, not per batch
             keras.metrics.RootMeanSquaredError(name="rmse"),
         ]
     }
