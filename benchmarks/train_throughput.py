@@ -15,6 +15,7 @@ pipeline is not measured):
   2048 matmul repeated), and the ratio achieved training FLOP/s / peak.
 
     python benchmarks/train_throughput.py [--models resnet18_dex ...] [--image-size 64] [--batch-size 64]
+        [--mixed-precision]
 
 Prints one JSON object. DHAA gets random landmarks at plausible positions.
 Target: ratio >= 0.5 per model.
@@ -129,7 +130,13 @@ def main(argv=None):
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seconds", type=float, default=8.0, help="timed seconds per model (after the warm-up)")
+    p.add_argument("--mixed-precision", action="store_true",
+                   help="train in mixed precision (bfloat16 on a CPU, float16 on a GPU), as `train --mixed-precision`")
     a = p.parse_args(argv)
+    if a.mixed_precision:
+        from agekeras.training import mixed_precision_policy
+
+        keras.mixed_precision.set_global_policy(mixed_precision_policy())
     peak = matmul_gflops()
     rows = []
     for name in a.models or agekeras.models.available():
@@ -151,6 +158,7 @@ def main(argv=None):
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "matmul_f32_gflop_per_s": round(peak, 2),
+        "dtype_policy": keras.mixed_precision.global_policy().name,
         "flops": "counted by the TF profiler on the traced forward + backward graph, per image",
         "models": rows,
         "target": "ratio_to_matmul >= 0.5",

@@ -737,14 +737,18 @@ def plot_mae_by_group(results, group="age", save_to=None):
 
 
 def write_figures(results, folder):
-    """Every benchmark figure as a PNG in `folder`; returns name -> path of those drawn."""
+    """Every benchmark figure as a PNG in `folder`, titled with the protocol
+    (data, size, budget, seeds); returns name -> path of those drawn."""
+    from agekeras import plots
+
     folder = pathlib.Path(folder)
+    title = f"benchmark: {results['settings'].get('description', '')}"
     makers = {"mae_vs_minutes": plot_mae_vs_minutes, "mae_vs_params": plot_mae_vs_params,
-              "mae_vs_speed": plot_mae_vs_speed, "mae_by_age": lambda r, save_to: plot_mae_by_group(r, "age", save_to)}
+              "mae_vs_speed": plot_mae_vs_speed, "mae_by_age": lambda r, save_to=None: plot_mae_by_group(r, "age", save_to)}
     done = {}
     for name, fn in makers.items():
         try:
-            fn(results, save_to=folder / f"{name}.png")
+            plots.with_title(fn(results), title, save_to=folder / f"{name}.png")
             done[name] = folder / f"{name}.png"
         except ValueError as e:  # e.g. no finished run yet: say so, draw the others
             logger.warning("figure %s not drawn: %s", name, e)
