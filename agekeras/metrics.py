@@ -124,8 +124,7 @@ class AbsoluteError(keras.metrics.MeanMetricWrapper):
 
 def _ca(n):
     def fn(y_true, y_pred):
-        err = ops.abs(ops.reshape(ops.cast(y_true, "float32"), (-1,)) - ops.reshape(ops.cast(y_pred, "float32"), (-1,)))
-        return ops.cast(err < n, "float32")
+        return ops.cast(_absolute_error(y_true, y_pred) < n, "float32")
 
     return fn
 
