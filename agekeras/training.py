@@ -226,8 +226,42 @@ class ProgressSchedule(keras.callbacks.Callback):
             logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
+def cpu_snapshot():
+    """`(busy, total, own)` CPU seconds: the whole machine's busy and total
+    time summed over its cores (Linux `/proc/stat`), and this process's time
+    (`os.times`). None where `/proc/stat` cannot be read."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [float(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    if len(fields) < 5:
+        return None
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    idle = fields[3] + fields[4]  # idle + iowait
+    total = sum(fields[:8])  # user nice system idle iowait irq softirq steal (guest is inside user)
+    times = os.times()
+    return (total - idle) / tick, total / tick, times.user + times.system
+
+
+def cpu_others(before, after):
+    """The fraction of the machine's CPU that other processes used between
+    two `cpu_snapshot`s (0 = this run had the machine to itself, 0.5 = others
+    took half of it), or None when unknown."""
+    if before is None or after is None:
+        return None
+    busy, total, own = (a - b for a, b in zip(after, before))
+    if total <= 0:
+        return None
+    return min(1.0, max(0.0, (busy - own) / total))
+
+
 class TrainingClock(keras.callbacks.Callback):
     """Counts training seconds across resumes and stops at the budget.
+
+    Each epoch also logs `cpu_others`, the share of the machine's CPU used by
+    other processes during it (Linux only): a time-budgeted run that shared
+    the machine trains fewer epochs, and its result is not comparable.
 
     Args:
         budget: seconds, or None for no limit.
@@ -237,6 +271,10 @@ class TrainingClock(keras.callbacks.Callback):
     def __init__(self, budget=None, already=0.0):
         super().__init__()
         self.budget, self.already, self._start = budget, float(already), None
+        self._cpu = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._cpu = cpu_snapshot()
 
     def elapsed(self):
         return self.already + (0.0 if self._start is None else time.monotonic() - self._start)
@@ -254,6 +292,9 @@ class TrainingClock(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["train_seconds"] = round(self.elapsed(), 2)
+            others = cpu_others(self._cpu, cpu_snapshot())
+            if others is not None:
+                logs["cpu_others"] = round(others, 3)
         if self.budget and self.elapsed() >= self.budget:
             self.model.stop_training = True
 

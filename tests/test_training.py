@@ -180,3 +180,29 @@ def test_time_budget_resume_keeps_schedule_best_score_and_elapsed_time(tmp_path)
     assert max(lrs[done:]) < 1e-3  # no second warm-up to the peak
     # the best score is kept: never worse than before the kill
     assert after["best"] <= before["best"] + 1e-9
+
+
+def test_cpu_others_is_the_busy_time_this_process_did_not_use(monkeypatch):
+    from agekeras import training as T
+
+    # 2 cores for 10 s: 20 CPU-seconds; 16 busy, 11 of them this process's
+    assert T.cpu_others((100.0, 400.0, 50.0), (116.0, 420.0, 61.0)) == pytest.approx(5 / 20)
+    assert T.cpu_others((100.0, 400.0, 50.0), (110.0, 420.0, 61.0)) == 0.0  # clipped, never negative
+    assert T.cpu_others(None, (1.0, 2.0, 0.0)) is None
+    snapshot = T.cpu_snapshot()
+    if snapshot is not None:  # Linux
+        busy, total, own = snapshot
+        assert 0 <= busy <= total and own >= 0
+
+
+def test_training_clock_logs_the_cpu_share_of_other_processes(monkeypatch):
+    from agekeras import training as T
+
+    snapshots = iter([(100.0, 400.0, 50.0), (116.0, 420.0, 61.0)])
+    monkeypatch.setattr(T, "cpu_snapshot", lambda: next(snapshots))
+    clock = T.TrainingClock()
+    clock.on_train_begin()
+    clock.on_epoch_begin(0)
+    logs = {}
+    clock.on_epoch_end(0, logs)
+    assert logs["cpu_others"] == pytest.approx(0.25) and logs["train_seconds"] >= 0

@@ -357,6 +357,11 @@ def run_benchmark(spec, *, train_fn=None, print_fn=print):
         print_fn(f"{tag}: {state.get('epochs_done', '?')} epochs in {state.get('train_seconds', 0) / 60:.1f} min, "
                  f"test MAE {metrics.get('mae', float('nan')):.2f} "
                  f"(this run {time.monotonic() - t0:.0f} s, benchmark {(time.monotonic() - start) / 60:.1f} min so far)")
+        others = run_cpu_others(path)
+        if others is not None and others > SHARED_MACHINE:
+            logger.warning("%s shared the machine: other processes used %.0f%% of the CPU", tag, 100 * others)
+            print_fn(f"{tag}: WARNING other processes used {100 * others:.0f}% of the CPU during this run: its speed "
+                     f"and MAE are not comparable; delete {path} and run the benchmark again on an idle machine")
     results = collect(spec, skipped=skipped, failed=failed)
     write_results(results, spec.out)
     write_figures(results, pathlib.Path(spec.out) / "figures")
@@ -401,6 +406,9 @@ def run_row(path, model, seed, cross=()):
     row = {"model": model, "seed": int(seed), "params": _params(path), "epochs": epochs,
            "train_minutes": seconds / 60.0, "train_faces": faces,
            "train_img_per_s": epochs * faces / seconds if seconds > 0 else None}
+    others = run_cpu_others(path)
+    if others is not None:
+        row["cpu_others"] = others
     row.update({k: metrics[k] for k in METRICS if metrics.get(k) is not None})
     for r in metrics.get("by_age", []):
         if r.get("mae") is not None:
@@ -416,6 +424,24 @@ def run_row(path, model, seed, cross=()):
             (path / f"metrics_{dataset}.json").write_text(json.dumps(cached, indent=2, default=float))
         row[f"cross_{dataset}_mae"] = cached["mae"]
     return row
+
+
+SHARED_MACHINE = 0.1
+"""A run whose epochs left more than this share of the CPU to other processes
+(mean `cpu_others` of its history) shared the machine: its img/s, epochs and,
+under a time budget, MAE are not comparable with the other runs'."""
+
+
+def run_cpu_others(path):
+    """Mean share of the machine's CPU other processes used during a run's
+    epochs (`cpu_others` in history.csv, logged by `TrainingClock`), or None
+    when the history does not have it (not Linux, or an older run)."""
+    path = pathlib.Path(path) / "history.csv"
+    if not path.exists():
+        return None
+    with open(path, newline="") as f:
+        values = [float(r["cpu_others"]) for r in csv.DictReader(f) if r.get("cpu_others")]
+    return sum(values) / len(values) if values else None
 
 
 def run_curve(path):
@@ -644,13 +670,17 @@ def summary_table(results, *, paper=True):
 
 
 def runs_table(results):
-    """One line per (model, seed): epochs, minutes, img/s, MAE, RMSE, CA(5)."""
+    """One line per (model, seed): epochs, minutes, img/s, MAE, RMSE, CA(5),
+    and the share of the CPU other processes took during the run, where logged."""
     from agekeras.tables import ResultsTable
 
     columns = ["model", "seed", "epochs", "minutes", "train img/s", "MAE", "RMSE", "CA(5)"]
+    shared = any(r.get("cpu_others") is not None for r in results["runs"])
+    if shared:
+        columns.append("others' CPU")
     lines = [{"model": r["model"], "seed": r["seed"], "epochs": r["epochs"], "minutes": r["train_minutes"],
               "train img/s": r.get("train_img_per_s"), "MAE": r.get("mae"), "RMSE": r.get("rmse"),
-              "CA(5)": r.get("ca5")} for r in results["runs"]]
+              "CA(5)": r.get("ca5"), "others' CPU": r.get("cpu_others")} for r in results["runs"]]
     return ResultsTable(columns, lines, frozenset(columns[3:]))
 
 

@@ -80,6 +80,25 @@ def test_fake_benchmark_writes_results_and_resumes_without_retraining(tmp_path):
     assert again["paper"]["vovnetv4"]["MAE"] == 3.30
 
 
+def test_a_run_that_shared_the_machine_is_flagged(tmp_path):
+    class SharedTrain(FakeTrain):
+        def __call__(self, config):
+            metrics = super().__call__(config)
+            others = 0.45 if config.model == "resnet34_coral" else 0.02
+            (pathlib.Path(config.out) / "history.csv").write_text(
+                "epoch,age_mae,train_seconds,val_age_mae,cpu_others\n"
+                f"0,9,5.0,8,{others - 0.01}\n1,8,10.0,7.5,{others + 0.01}\n")
+            return metrics
+
+    lines = []
+    results = B.run_benchmark(_spec(tmp_path, seeds=(0,)), train_fn=SharedTrain(), print_fn=lines.append)
+    warned = [line for line in lines if "WARNING" in line]
+    assert len(warned) == 1 and "resnet34_coral" in warned[0] and "45%" in warned[0]
+    others = {r["model"]: r["cpu_others"] for r in results["runs"]}
+    assert others == pytest.approx({"resnet18_dex": 0.02, "resnet34_coral": 0.45})
+    assert "others' CPU" in B.runs_table(results).columns
+
+
 def test_models_needing_landmarks_are_skipped_and_counted(tmp_path, monkeypatch):
     monkeypatch.setattr(B, "_dataset_has_landmarks", lambda spec: False)
     fake = FakeTrain()
