@@ -133,13 +133,16 @@ def main(argv=None):
     p.add_argument("--mixed-precision", action="store_true",
                    help="train in mixed precision (bfloat16 on a CPU, float16 on a GPU), as `train --mixed-precision`")
     a = p.parse_args(argv)
+    policy = "float32"
     if a.mixed_precision:
         from agekeras.training import mixed_precision_policy
 
-        keras.mixed_precision.set_global_policy(mixed_precision_policy())
+        policy = mixed_precision_policy()
     peak = matmul_gflops()
     rows = []
     for name in a.models or agekeras.models.available():
+        # set before every model: `clear_session` below resets the global policy to float32
+        keras.mixed_precision.set_global_policy(policy)
         try:
             r = measure(name, a.image_size, a.batch_size, a.seconds)
         except Exception as e:  # report, keep measuring the others
@@ -158,7 +161,7 @@ def main(argv=None):
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "matmul_f32_gflop_per_s": round(peak, 2),
-        "dtype_policy": keras.mixed_precision.global_policy().name,
+        "dtype_policy": policy,
         "flops": "counted by the TF profiler on the traced forward + backward graph, per image",
         "models": rows,
         "target": "ratio_to_matmul >= 0.5",

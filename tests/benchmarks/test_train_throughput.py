@@ -1,0 +1,41 @@
+"""benchmarks/train_throughput.py: the bookkeeping around the measurement (the timings are not tested)."""
+
+import importlib.util
+import json
+import pathlib
+
+import keras
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("train_throughput", ROOT / "benchmarks" / "train_throughput.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_mixed_precision_applies_to_every_model_not_only_the_first(monkeypatch, capsys):
+    from agekeras.training import mixed_precision_policy
+
+    script = _script()
+    policy = mixed_precision_policy()  # mixed_bfloat16 on a CPU, mixed_float16 on a GPU
+    seen = []
+
+    def fake_measure(name, image_size, batch_size, seconds, model_kwargs=None):
+        seen.append((name, keras.mixed_precision.global_policy().name))
+        keras.backend.clear_session()  # what building a model and clearing it does to the global policy
+        return {"model": name, "train_gflop_per_s": 10.0}
+
+    monkeypatch.setattr(script, "measure", fake_measure)
+    monkeypatch.setattr(script, "matmul_gflops", lambda: 100.0)
+    before = keras.mixed_precision.global_policy().name
+    try:
+        script.main(["--models", "resnet18_dex", "resnet34_dex", "--mixed-precision"])
+    finally:
+        keras.mixed_precision.set_global_policy(before)
+    assert seen == [("resnet18_dex", policy), ("resnet34_dex", policy)]
+    report = json.loads(capsys.readouterr().out)
+    assert report["dtype_policy"] == policy
+    assert [r["ratio_to_matmul"] for r in report["models"]] == [0.1, 0.1]
