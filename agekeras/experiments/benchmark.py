@@ -446,14 +446,16 @@ def run_cpu_others(path):
 
 def run_curve(path):
     """`(minutes, validation MAE)` of a run's epochs, from its history.csv
-    (`train_seconds` and `val_age_mae`; the training MAE when the run had no
-    validation split). Empty lists when there is no history."""
+    (`train_seconds` and `val_age_mae`, or `val_mae` for a single-output
+    model; the training MAE when the run had no validation split). Empty lists when there is no history."""
     path = pathlib.Path(path) / "history.csv"
     if not path.exists():
         return [], []
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
-    key = "val_age_mae" if rows and "val_age_mae" in rows[0] else "age_mae"
+    # a model with one age output logs `mae` (DAA), a multi-output model `age_mae`
+    names = rows[0].keys() if rows else ()
+    key = next((k for k in ("val_age_mae", "val_mae", "age_mae", "mae") if k in names), "age_mae")
     minutes, mae = [], []
     for r in rows:
         if r.get("train_seconds") and r.get(key):

@@ -284,3 +284,8 @@ def test_quick_benchmark_end_to_end_on_synthetic_faces(tmp_path):
                     print_fn=lambda s: None)
     assert counter == []  # finished (model, seed): not trained again
     assert best == {m: (B.run_dir(out, m, 0) / "best.keras").stat().st_mtime for m in B.QUICK_MODELS}
+
+
+def test_run_curve_reads_a_single_output_model_history(tmp_path):
+    (tmp_path / "history.csv").write_text("epoch,mae,train_seconds,val_mae\n0,9,30.0,8.5\n1,8,60.0,7.5\n")
+    assert B.run_curve(tmp_path) == ([0.5, 1.0], [8.5, 7.5])
