@@ -237,7 +237,7 @@ def cpu_snapshot():
         return None
     if len(fields) < 5:
         return None
-    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    tick = os.sysconf("SC_CLK_TCK")  # /proc/stat counts in these ticks
     idle = fields[3] + fields[4]  # idle + iowait
     total = sum(fields[:8])  # user nice system idle iowait irq softirq steal (guest is inside user)
     times = os.times()

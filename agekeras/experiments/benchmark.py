@@ -436,23 +436,24 @@ def run_cpu_others(path):
     """Mean share of the machine's CPU other processes used during a run's
     epochs (`cpu_others` in history.csv, logged by `TrainingClock`), or None
     when the history does not have it (not Linux, or an older run)."""
+    values = [float(r["cpu_others"]) for r in _history(path) if r.get("cpu_others")]
+    return sum(values) / len(values) if values else None
+
+
+def _history(path):
+    """The rows of a run folder's history.csv (dicts of strings); [] when it has none."""
     path = pathlib.Path(path) / "history.csv"
     if not path.exists():
-        return None
+        return []
     with open(path, newline="") as f:
-        values = [float(r["cpu_others"]) for r in csv.DictReader(f) if r.get("cpu_others")]
-    return sum(values) / len(values) if values else None
+        return list(csv.DictReader(f))
 
 
 def run_curve(path):
     """`(minutes, validation MAE)` of a run's epochs, from its history.csv
     (`train_seconds` and `val_age_mae`, or `val_mae` for a single-output
     model; the training MAE when the run had no validation split). Empty lists when there is no history."""
-    path = pathlib.Path(path) / "history.csv"
-    if not path.exists():
-        return [], []
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = _history(path)
     # a model with one age output logs `mae` (DAA), a multi-output model `age_mae`
     names = rows[0].keys() if rows else ()
     key = next((k for k in ("val_age_mae", "val_mae", "age_mae", "mae") if k in names), "age_mae")
@@ -677,8 +678,7 @@ def runs_table(results):
     from agekeras.tables import ResultsTable
 
     columns = ["model", "seed", "epochs", "minutes", "train img/s", "MAE", "RMSE", "CA(5)"]
-    shared = any(r.get("cpu_others") is not None for r in results["runs"])
-    if shared:
+    if any(r.get("cpu_others") is not None for r in results["runs"]):
         columns.append("others' CPU")
     lines = [{"model": r["model"], "seed": r["seed"], "epochs": r["epochs"], "minutes": r["train_minutes"],
               "train img/s": r.get("train_img_per_s"), "MAE": r.get("mae"), "RMSE": r.get("rmse"),
