@@ -5,8 +5,9 @@ median) by a stated margin.
 The shape and one-step tests elsewhere prove that a model builds and that
 gradients reach its weights; these prove that the whole recipe (builder,
 head, loss, targets, pipeline, schedule, decoding) turns into a model that
-estimates age. They train every model for a few epochs (about 15-20
-minutes for all of them on 2 CPU cores), so they are not part of the default
+estimates age. They train every model for 5 epochs on 3,000 faces at 32 px (about
+LEARNING_MINUTES minutes for all of them on 2 CPU cores), so they are not part
+of the default
 run; run them with
 
     python -m pytest -m learning tests/test_learning.py
@@ -19,11 +20,13 @@ from agekeras.training import TrainConfig, train
 
 pytestmark = [pytest.mark.learning, pytest.mark.slow]
 
-# The MAE must be below this fraction of the median predictor's MAE. Synthetic
-# faces carry their age in drawn cues (wrinkles, hair colour, face shape), so a
-# model that learned anything beats the median by far more than this.
-MARGIN = 0.75
-FACES = 1200  # 960 train / 120 val / 120 test (the synthetic reader's random split)
+# The test MAE must be below this fraction of the median predictor's MAE (about
+# 24.7 years here). Measured with these settings: resnet18_dex 15.1 (0.61),
+# al_ror34 14.6 (0.59), daa_c3ae 17.6 (0.71); with 1,200 faces and 8 epochs
+# most models stayed at the median (too few steps to learn from scratch).
+MARGIN = 0.8
+FACES = 3000  # 2,400 train / 300 val / 300 test (the synthetic reader's random split)
+EPOCHS = 5
 
 
 def _image_size(name):
@@ -35,7 +38,7 @@ def test_model_beats_the_median_predictor(name, tmp_path):
     size = _image_size(name)
     result = train(TrainConfig(
         model=name, dataset="synthetic", dataset_kwargs={"n": FACES, "image_size": size}, image_size=size,
-        batch_size=32, epochs=8, lr=1e-3, seed=0, out=str(tmp_path / name), verbose=0,
+        batch_size=32, epochs=EPOCHS, lr=1e-3, seed=0, out=str(tmp_path / name), verbose=0,
     ))
     assert result["mae"] < MARGIN * result["median_predictor_mae"], (
         f"{name}: test MAE {result['mae']:.2f} against {result['median_predictor_mae']:.2f} for the median predictor"
