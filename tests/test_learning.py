@@ -5,10 +5,9 @@ median) by a stated margin.
 The shape and one-step tests elsewhere prove that a model builds and that
 gradients reach its weights; these prove that the whole recipe (builder,
 head, loss, targets, pipeline, schedule, decoding) turns into a model that
-estimates age. They train every model for 5 epochs on 3,000 faces at 32 px (about
-LEARNING_MINUTES minutes for all of them on 2 CPU cores), so they are not part
-of the default
-run; run them with
+estimates age. They train every model for 5 epochs on 3,000 faces at 32 px
+(about LEARNING_MINUTES minutes for all of them on 2 CPU cores), so they are
+not part of the default run; run them with
 
     python -m pytest -m learning tests/test_learning.py
 """
@@ -27,6 +26,9 @@ pytestmark = [pytest.mark.learning, pytest.mark.slow]
 MARGIN = 0.8
 FACES = 3000  # 2,400 train / 300 val / 300 test (the synthetic reader's random split)
 EPOCHS = 5
+# C3AE (about 0.1 M weights) needs more passes: after 5 epochs daa_c3ae_plain
+# was still at the median (MAE 24.6), after 20 it scored 10.0 (daa_c3ae 9.7).
+EPOCHS_BY_MODEL = {"daa_c3ae": 20, "daa_c3ae_plain": 20}
 
 
 def _image_size(name):
@@ -38,7 +40,7 @@ def test_model_beats_the_median_predictor(name, tmp_path):
     size = _image_size(name)
     result = train(TrainConfig(
         model=name, dataset="synthetic", dataset_kwargs={"n": FACES, "image_size": size}, image_size=size,
-        batch_size=32, epochs=EPOCHS, lr=1e-3, seed=0, out=str(tmp_path / name), verbose=0,
+        batch_size=32, epochs=EPOCHS_BY_MODEL.get(name, EPOCHS), lr=1e-3, seed=0, out=str(tmp_path / name), verbose=0,
     ))
     assert result["mae"] < MARGIN * result["median_predictor_mae"], (
         f"{name}: test MAE {result['mae']:.2f} against {result['median_predictor_mae']:.2f} for the median predictor"
