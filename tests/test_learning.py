@@ -6,7 +6,7 @@ The shape and one-step tests elsewhere prove that a model builds and that
 gradients reach its weights; these prove that the whole recipe (builder,
 head, loss, targets, pipeline, schedule, decoding) turns into a model that
 estimates age. They train every model for 5 epochs on 3,000 faces at 32 px
-(about LEARNING_MINUTES minutes for all of them on 2 CPU cores), so they are
+(about an hour for all of them on 2 CPU cores), so they are
 not part of the default run; run them with
 
     python -m pytest -m learning tests/test_learning.py
@@ -29,6 +29,18 @@ EPOCHS = 5
 # C3AE (about 0.1 M weights) needs more passes: after 5 epochs daa_c3ae_plain
 # was still at the median (MAE 24.6), after 20 it scored 10.0 (daa_c3ae 9.7).
 EPOCHS_BY_MODEL = {"daa_c3ae": 20, "daa_c3ae_plain": 20}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_session():
+    # 27 models in one process: free each one's graphs and weights before the next.
+    yield
+    import gc
+
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()
 
 
 def _image_size(name):
