@@ -6,16 +6,20 @@ The shape and one-step tests elsewhere prove that a model builds and that
 gradients reach its weights; these prove that the whole recipe (builder,
 head, loss, targets, pipeline, schedule, decoding) turns into a model that
 estimates age. They train every model for 5 epochs on 3,000 faces at 32 px
-(about an hour for all of them on 2 CPU cores), so they are
-not part of the default run; run them with
+(about an hour for all of them on 2 CPU cores), so they are not part of the
+default run; run them with
 
     python -m pytest -m learning tests/test_learning.py
 """
 
+import gc
+
+import keras
 import pytest
 
 import agekeras.models
 from agekeras.training import TrainConfig, train
+from tests.harness import model_image_size
 
 pytestmark = [pytest.mark.learning, pytest.mark.slow]
 
@@ -35,21 +39,14 @@ EPOCHS_BY_MODEL = {"daa_c3ae": 20, "daa_c3ae_plain": 20}
 def _fresh_session():
     # 27 models in one process: free each one's graphs and weights before the next.
     yield
-    import gc
-
-    import keras
-
     keras.backend.clear_session()
     gc.collect()
 
 
-def _image_size(name):
-    return 48 if "c3ae" in name else 32  # C3AE's valid convolutions want >= 40 px
-
 
 @pytest.mark.parametrize("name", agekeras.models.available())
 def test_model_beats_the_median_predictor(name, tmp_path):
-    size = _image_size(name)
+    size = model_image_size(name)
     result = train(TrainConfig(
         model=name, dataset="synthetic", dataset_kwargs={"n": FACES, "image_size": size}, image_size=size,
         batch_size=32, epochs=EPOCHS_BY_MODEL.get(name, EPOCHS), lr=1e-3, seed=0, out=str(tmp_path / name), verbose=0,

@@ -60,8 +60,8 @@ Design notes:
   iterator waits for its autotuning thread, which sleeps between
   optimisation rounds for up to a minute. With TensorFlow 2.21 on a 2-core
   CPU, a ResNet-18 at 64 px then lost 16-40 s at many epoch boundaries,
-  with the whole process idle (a 20 s epoch took 41 or 63 s; 28 instead of
-  about 38 epochs in 15 minutes). Without the autotuner, `AUTOTUNE`
+  with the whole process idle (a 20 s epoch took 41 or 63 s; 28 epochs in
+  15 minutes). Without the autotuner, `AUTOTUNE`
   parallelism falls back to one call per core and each training step is
   about 8% slower, which is the better trade. `autotune=True` turns it back
   on (e.g. for one long epoch on a many-core machine).

@@ -146,7 +146,6 @@ def test_drop_remainder_and_repeat():
     np.testing.assert_array_equal(np.concatenate(batches), np.arange(20) % 10)
 
 
-
 def test_autotuning_is_off_unless_asked_for():
     # Destroying an autotuned iterator (Keras does it every epoch) can idle for
     # tens of seconds while the autotuner's thread sleeps: see the module notes.
@@ -154,6 +153,7 @@ def test_autotuning_is_off_unless_asked_for():
     for training in (False, True):
         assert make_tf_dataset(ds, image_size=8, training=training).options().autotune.enabled is False
     assert make_tf_dataset(ds, image_size=8, autotune=True).options().autotune.enabled is True
+
 
 # ----- order and shuffling ------------------------------------------------------
 

@@ -13,6 +13,7 @@ import pytest
 
 import agekeras.models
 from agekeras import datasets, training
+from tests.harness import model_image_size
 
 pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "jax",
@@ -28,9 +29,6 @@ def _params():
     return [n if n in QUICK else pytest.param(n, marks=pytest.mark.slow) for n in agekeras.models.available()]
 
 
-def _image_size(name):
-    return 48 if "c3ae" in name else 32  # C3AE's valid convolutions want >= 40 px
-
 
 @pytest.fixture(scope="module")
 def faces():
@@ -39,7 +37,7 @@ def faces():
 
 @pytest.mark.parametrize("name", _params())
 def test_builds_and_trains_one_step_on_jax(name, faces):
-    config = training.TrainConfig(model=name, dataset="synthetic", image_size=_image_size(name), batch_size=8,
+    config = training.TrainConfig(model=name, dataset="synthetic", image_size=model_image_size(name), batch_size=8,
                                   augment=False,
                                   cache=False, optimizer="sgd", lr=1e-2)
     lo, hi = faces.age_range()
