@@ -4,6 +4,7 @@
     python -m agekeras train --model resnet18_dex --dataset utkface \\
         --data-dir ../shared/datasets/utkface-dev --time-budget 15 --out runs/r18
     python -m agekeras evaluate --run runs/r18
+    python -m agekeras evaluate --run runs/r18 --flip
     python -m agekeras evaluate --run runs/r18 --dataset fgnet --data-dir ../shared/datasets/fgnet --split all
     python -m agekeras predict photo.jpg photos/ --run runs/r18 --annotate annotated/ > ages.jsonl
     python -m agekeras export --run runs/r18 --format tflite
@@ -45,6 +46,8 @@ def _parser():
     _data_args(e, default_dataset=None)
     e.add_argument("--split", default="test", choices=["test", "val", "all"])
     e.add_argument("--checkpoint", default="best.keras", choices=["best.keras", "last.keras"])
+    e.add_argument("--flip", action="store_true",
+                   help="flip test-time averaging: average the predictions of each face and its mirror image")
     e.add_argument("--align", default="auto", choices=ALIGN_CHOICES,
                    help="another dataset's photos: detect + align faces like the training crops "
                         "(auto: the run's convention; none: photos as they are)")
@@ -205,7 +208,7 @@ def cmd_evaluate(a):
         _check_names(dataset=a.dataset)
     align = None if a.align == "none" else a.align
     result = evaluate(a.run, dataset=a.dataset, data_dir=a.data_dir, split=a.split, checkpoint=a.checkpoint,
-                      align=align)  # fmt: skip
+                      align=align, flip=a.flip)  # fmt: skip
     _report(a.run, result)
 
 

@@ -764,8 +764,27 @@ def load_run(run_dir, checkpoint="best.keras"):
     return model, config, saved
 
 
+def flip_average(plain, mirrored):
+    """Flip test-time averaging: the mean of every output on the faces and on
+    their mirror images (`predict(..., flip=True)`).
+
+    Each output of our models is linear in what it averages (class or rank
+    probabilities, and an age decoded from them as an expectation or a sum of
+    probabilities), so the averaged `age` is also the age decoded from the
+    averaged probabilities. (A softmax head decoded by argmax is the one
+    exception: there the two ages are averaged.)
+
+    Args:
+        plain, mirrored: dicts of NumPy arrays from `predict`, same keys and shapes.
+
+    Returns:
+        dict of float64 arrays.
+    """
+    return {k: (np.asarray(plain[k], "float64") + np.asarray(mirrored[k], "float64")) / 2.0 for k in plain}
+
+
 def evaluate(run_dir, *, dataset=None, data_dir=None, splits=None, split="test", checkpoint="best.keras",
-             align="auto"):  # fmt: skip
+             align="auto", flip=False):  # fmt: skip
     """Evaluate a run's checkpoint on a dataset's test split.
 
     Args:
@@ -776,6 +795,9 @@ def evaluate(run_dir, *, dataset=None, data_dir=None, splits=None, split="test",
         split: which split to evaluate ("test", "val" or "all" for the whole
             dataset when evaluating on another dataset).
         checkpoint: "best.keras" or "last.keras".
+        flip: flip test-time averaging (`flip_average`): every face is
+            predicted as it is and mirrored, and the outputs are averaged.
+            The metrics go to a file with the suffix `_flip`.
         align: for another dataset, the face alignment applied to its photos
             before the model (a template of `agekeras.datasets.align`):
             "auto" uses the run's own (`TrainConfig.align`), None feeds the
@@ -813,10 +835,13 @@ def evaluate(run_dir, *, dataset=None, data_dir=None, splits=None, split="test",
         if split != "test":  # the test metrics in metrics.json stay
             suffix = f"_{split}"
     out, labels = predict(model, ds, config.image_size, config.batch_size, with_labels=True)
+    if flip:
+        out = flip_average(out, predict(model, ds, config.image_size, config.batch_size, flip=True))
+        suffix += "_flip"
     pred = np.asarray(out["age"], dtype="float64").reshape(-1)
     true = labels["age"].astype("float64")
     aligned = len(true) == len(ds)
-    result = {"checkpoint": ckpt.name, "dataset": dataset or config.dataset, "split": split}
+    result = {"checkpoint": ckpt.name, "dataset": dataset or config.dataset, "split": split, "flip": bool(flip)}
     result.update(M.age_metrics(true, pred))
     result["median_predictor_mae"] = M.mae(true, np.full_like(true, np.median(true)))
     result["unreadable"] = int(len(ds) - len(true))

@@ -23,16 +23,20 @@ from tests.harness import model_image_size
 
 pytestmark = [pytest.mark.learning, pytest.mark.slow]
 
-# The test MAE must be below this fraction of the median predictor's MAE (about
-# 24.7 years here). Measured with these settings: resnet18_dex 15.1 (0.61),
-# al_ror34 14.6 (0.59), daa_c3ae 17.6 (0.71); with 1,200 faces and 8 epochs
-# most models stayed at the median (too few steps to learn from scratch).
+# The test MAE must be below this fraction of the median predictor's MAE (24.7
+# years here). Measured with these settings: from 0.39 (daa_c3ae) to 0.79
+# (al_resnet152), e.g. resnet18_dex 16.2 (0.66), al_ror34 14.5 (0.59), gra_net
+# 9.8 (0.40); with 1,200 faces and 8 epochs most models stayed at the median
+# (too few steps to learn from scratch).
 MARGIN = 0.8
 FACES = 3000  # 2,400 train / 300 val / 300 test (the synthetic reader's random split)
 EPOCHS = 5
 # C3AE (about 0.1 M weights) needs more passes: after 5 epochs daa_c3ae_plain
 # was still at the median (MAE 24.6), after 20 it scored 10.0 (daa_c3ae 9.7).
-EPOCHS_BY_MODEL = {"daa_c3ae": 20, "daa_c3ae_plain": 20}
+# The softmax classifier decoded by argmax (resnet34_ce) learns each of its 101
+# classes from about 24 training faces: 23.2 (0.94) after 5 epochs, 15.1 (0.61)
+# after 10.
+EPOCHS_BY_MODEL = {"daa_c3ae": 20, "daa_c3ae_plain": 20, "resnet34_ce": 10}
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 
-from agekeras.training import ProgressSchedule, TrainConfig, evaluate, train
+from agekeras.training import ProgressSchedule, TrainConfig, evaluate, load_run, load_splits, predict, train
 
 TINY = dict(dataset="synthetic", dataset_kwargs={"n": 160}, image_size=32, batch_size=32, verbose=0)
 
@@ -115,6 +115,13 @@ def test_evaluate_reloads_with_safe_mode_and_rejects_other_runs(tmp_path):
     val = evaluate(run, split="val")
     assert val["split"] == "val" and (run / "metrics_val.json").exists()
     assert json.loads((run / "metrics.json").read_text())["split"] == "test"  # the test metrics stay
+    flipped = evaluate(run, flip=True)  # the mean of the ages predicted on each face and on its mirror image
+    model, config, _ = load_run(run)
+    test = load_splits(config)[0]["test"]
+    both = [predict(model, test, 32)["age"].reshape(-1), predict(model, test, 32, flip=True)["age"].reshape(-1)]
+    assert flipped["mae"] == pytest.approx(np.mean(np.abs((both[0] + both[1]) / 2 - test.age)), abs=1e-4)
+    assert flipped["flip"] and abs(flipped["mae"] - again["mae"]) > 1e-6 and (run / "metrics_flip.json").exists()
+    assert not json.loads((run / "metrics.json").read_text())["flip"]
     with pytest.raises(ValueError, match="split must be one of"):
         evaluate(run, split="validation")
     with pytest.raises(ValueError, match="holds a run of resnet18_coral"):

@@ -107,6 +107,8 @@ class BenchmarkSpec:
         out: the benchmark folder.
         cross: `(dataset, data_dir)` pairs evaluated on their whole data.
         model_args: model -> extra builder arguments.
+        flip: also report the test MAE with flip test-time averaging
+            (`agekeras.training.flip_average`), as `mae_flip`.
     """
 
     models: tuple
@@ -121,6 +123,7 @@ class BenchmarkSpec:
     out: str = "runs/bench"
     cross: tuple = ()
     model_args: dict = dataclasses.field(default_factory=dict)
+    flip: bool = False
 
     @property
     def view(self):
@@ -157,6 +160,8 @@ def _parser():
     p.add_argument("--out", default="runs/bench", help="benchmark folder (re-use it to resume)")
     p.add_argument("--cross", action="append", default=[], metavar="DATASET:DIR",
                    help="also report the MAE on the whole of another dataset (repeatable)")
+    p.add_argument("--flip", action="store_true",
+                   help="also report the test MAE with flip test-time averaging (each face and its mirror image)")
     p.add_argument("--quick", action="store_true",
                    help=f"the same code on {QUICK_FACES} synthetic faces, 1 epoch, {QUICK_IMAGE_SIZE} px, "
                         f"models {','.join(QUICK_MODELS)} unless --models is given (for CI)")
@@ -239,6 +244,7 @@ def parse_args(argv):
     spec.out = a.out
     spec.cross = tuple(cross)
     spec.model_args = parse_model_args(a.model_arg, names)
+    spec.flip = a.flip
     return spec
 
 
@@ -286,9 +292,20 @@ def skip_reason(model, has_landmarks):
 
 
 def _dataset_has_landmarks(spec):
+    """True when some face of the dataset has 5 landmarks.
+
+    Faces without them (e.g. MTCNN found no face and the landmarks CSV left
+    the cells empty) are counted and logged, not a reason to skip the model:
+    `AlignedRegionPooling` gives them its canonical face.
+    """
     from agekeras import datasets
 
-    return datasets.load(spec.dataset, spec.data_dir, **spec.dataset_kwargs).has_landmarks
+    ds = datasets.load(spec.dataset, spec.data_dir, **spec.dataset_kwargs)
+    found = int(np.all(np.isfinite(ds.landmarks), axis=(1, 2)).sum()) if len(ds) else 0
+    if 0 < found < len(ds):
+        logger.warning("%d of %d faces have no landmarks: models that need them use the canonical face there",
+                       len(ds) - found, len(ds))  # fmt: skip
+    return found > 0
 
 
 def train_config(spec, model, seed):
@@ -386,16 +403,29 @@ def _params(path):
     return n
 
 
-def run_row(path, model, seed, cross=()):
+def _cached_evaluation(path, name, **kwargs):
+    """`training.evaluate(path, **kwargs)`, kept in `path/<name>` until the
+    best checkpoint changes."""
+    from agekeras import training
+
+    stamp = (path / "best.keras").stat().st_mtime
+    cached = _read_json(path / name)
+    if not cached or cached.get("checkpoint_mtime") != stamp:
+        cached = training.evaluate(path, **kwargs)
+        cached["checkpoint_mtime"] = stamp
+        (path / name).write_text(json.dumps(cached, indent=2, default=float))
+    return cached
+
+
+def run_row(path, model, seed, cross=(), flip=False):
     """The results row of one finished run folder.
 
     Fields: model, seed, params, epochs, train_minutes, train_faces,
     train_img_per_s, the test metrics (`METRICS`), `mae_age_<bracket>`,
     `mae_gender_<name>`, `mae_race_<name>` (groups present in the test
-    split), and `cross_<dataset>_mae` per `cross` dataset.
+    split), `cross_<dataset>_mae` per `cross` dataset, and with `flip` the
+    test MAE with flip test-time averaging, `mae_flip`.
     """
-    from agekeras import training
-
     path = pathlib.Path(path)
     saved, state, metrics = (_read_json(path / f) for f in ("config.json", "state.json", "metrics.json"))
     if not metrics:
@@ -417,12 +447,10 @@ def run_row(path, model, seed, cross=()):
         for name, v in metrics.get(f"by_{group}", {}).items():
             row[f"mae_{group}_{name}"] = v["mae"]
     for dataset, data_dir in cross:
-        cached = _read_json(path / f"metrics_{dataset}.json")
-        if not cached or cached.get("checkpoint_mtime") != (path / "best.keras").stat().st_mtime:
-            cached = training.evaluate(path, dataset=dataset, data_dir=data_dir, split="all")
-            cached["checkpoint_mtime"] = (path / "best.keras").stat().st_mtime
-            (path / f"metrics_{dataset}.json").write_text(json.dumps(cached, indent=2, default=float))
+        cached = _cached_evaluation(path, f"metrics_{dataset}.json", dataset=dataset, data_dir=data_dir, split="all")
         row[f"cross_{dataset}_mae"] = cached["mae"]
+    if flip:
+        row["mae_flip"] = _cached_evaluation(path, "metrics_flip.json", flip=True)["mae"]
     return row
 
 
@@ -592,11 +620,11 @@ def collect(spec, *, skipped=(), failed=()):
             if not is_finished(path):
                 unfinished.append({"model": model, "seed": seed})
                 continue
-            rows.append(run_row(path, model, seed, spec.cross))
+            rows.append(run_row(path, model, seed, spec.cross, spec.flip))
             x, y = run_curve(path)
             curves.setdefault(model, []).append({"seed": seed, "minutes": x, "val_mae": y})
     settings = {"models": list(spec.models), "seeds": list(spec.seeds), "view": spec.view,
-                "description": spec.describe(), "cross": [list(c) for c in spec.cross],
+                "description": spec.describe(), "cross": [list(c) for c in spec.cross], "flip": spec.flip,
                 "model_args": spec.model_args, **spec.protocol()}
     return {"settings": settings, "runs": rows, "summary": aggregate(rows), "curves": curves,
             "leader_at": leader_at(curves), "equal_epochs": at_equal_epochs(curves),
@@ -648,8 +676,9 @@ def summary_table(results, *, paper=True):
     from agekeras.tables import ResultsTable
 
     cross = [f"cross_{d}_mae" for d, _ in results["settings"].get("cross", [])]
-    columns = ["model", "seeds", "params (M)", "train img/s", "epochs", "MAE", "RMSE", "CA(5)",
-               *(f"MAE on {c[6:-4]}" for c in cross)]
+    flip = any(s.get("mae_flip") is not None for s in results["summary"])
+    columns = ["model", "seeds", "params (M)", "train img/s", "epochs", "MAE", *(["MAE flip"] if flip else []),
+               "RMSE", "CA(5)", *(f"MAE on {c[6:-4]}" for c in cross)]
     if paper:
         columns += ["paper MAE", "paper method", "paper table", "paper dataset", "paper pretraining", "paper size"]
     lines = []
@@ -660,6 +689,8 @@ def summary_table(results, *, paper=True):
         line = {"model": s["model"], "seeds": str(s["seeds"]), "params (M)": params,
                 "train img/s": g("train_img_per_s", 0), "epochs": g("epochs", 1), "MAE": g("mae"),
                 "RMSE": g("rmse"), "CA(5)": g("ca5")}
+        if flip:
+            line["MAE flip"] = g("mae_flip")
         for c in cross:
             line[f"MAE on {c[6:-4]}"] = g(c)
         if paper:
@@ -678,11 +709,14 @@ def runs_table(results):
     from agekeras.tables import ResultsTable
 
     columns = ["model", "seed", "epochs", "minutes", "train img/s", "MAE", "RMSE", "CA(5)"]
+    if any(r.get("mae_flip") is not None for r in results["runs"]):
+        columns.insert(6, "MAE flip")
     if any(r.get("cpu_others") is not None for r in results["runs"]):
         columns.append("others' CPU")
     lines = [{"model": r["model"], "seed": r["seed"], "epochs": r["epochs"], "minutes": r["train_minutes"],
-              "train img/s": r.get("train_img_per_s"), "MAE": r.get("mae"), "RMSE": r.get("rmse"),
-              "CA(5)": r.get("ca5"), "others' CPU": r.get("cpu_others")} for r in results["runs"]]
+              "train img/s": r.get("train_img_per_s"), "MAE": r.get("mae"), "MAE flip": r.get("mae_flip"),
+              "RMSE": r.get("rmse"), "CA(5)": r.get("ca5"), "others' CPU": r.get("cpu_others")}
+             for r in results["runs"]]  # fmt: skip
     return ResultsTable(columns, lines, frozenset(columns[3:]))
 
 

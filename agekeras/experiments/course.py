@@ -32,6 +32,7 @@ folder it finds).
 from __future__ import annotations
 
 import dataclasses
+import glob
 import os
 import pathlib
 
@@ -64,6 +65,10 @@ def in_colab() -> bool:
     except ImportError:
         return False
     return True
+
+
+LANDMARKS_CSV = "utkface_landmarks.csv"
+"""The UTKFace landmarks CSV the notebooks look for in the data root (`Course.landmarks_csv`)."""
 
 
 @dataclasses.dataclass
@@ -178,6 +183,20 @@ class Course:
         hint = how or f"put it in {self.data_root / name} or set AGEKERAS_DATA_DIR"
         print(f"No {name} data found: using {fallback_n} synthetic faces instead ({hint}).")
         return "synthetic", None, {"n": fallback_n}
+
+    def landmarks_csv(self):
+        """A UTKFace landmarks CSV (`--dataset csv`: the faces of the UTKFace
+        folder with five landmarks each), or None.
+
+        Looks for `<data root>/utkface_landmarks.csv`, then for one that
+        `python -m data_prep.align_faces utkface ...` left in its cache.
+        """
+        candidates = [self.data_root / LANDMARKS_CSV]
+        from agekeras.datasets.validate import cache_dir
+
+        candidates += sorted(pathlib.Path(p) for p in glob.glob(str(cache_dir() / "landmarks" / "utkface-*.csv"))
+                             if not p.endswith(".not_found.csv"))  # fmt: skip
+        return next((c for c in candidates if c.is_file()), None)
 
     def run_dir(self, name) -> pathlib.Path:
         """`<runs_root>/<notebook>/<mode>/<name>`: re-use it to resume."""

@@ -24,7 +24,6 @@ Reference: Deeply-learned Hybrid Representations for Facial Age Estimation
 from __future__ import annotations
 
 import dataclasses
-import glob
 import pathlib
 import time
 
@@ -33,10 +32,11 @@ import numpy as np
 
 from agekeras import plots
 from agekeras.ages import expected_age
+from agekeras.experiments.course import LANDMARKS_CSV
 from agekeras.layers import AlignedRegionPooling
 from agekeras.layers.aligned_region_pooling import DEFAULT_REGIONS, canonical_landmarks
 from agekeras.models.dhaa import SUB_NETWORKS, build_dhaa
-from agekeras.training import load_run, predict, prediction_dataset, train
+from agekeras.training import flip_average, load_run, predict, prediction_dataset, train
 
 # ----- the paper's numbers ---------------------------------------------------------
 
@@ -131,18 +131,14 @@ def _table_numbers(text):
 
 # ----- data -----------------------------------------------------------------------
 
-LANDMARKS_CSV = "utkface_landmarks.csv"
-"""The landmarks CSV notebook 04 looks for in the data root."""
-
 
 def landmark_data(course, *, fallback_n=4000, quick_n=240, image_size=None):
     """`(dataset, data_dir, dataset_kwargs)` for `TrainConfig`, per mode.
 
     Quick mode uses `quick_n` synthetic faces (exact landmarks). Otherwise a
-    UTKFace landmarks CSV (`--dataset csv`): `<data root>/utkface_landmarks.csv`,
-    or one left by `data_prep.align_faces` in its cache; when none is found,
-    one printed sentence says how to make it and `fallback_n` synthetic faces
-    are used.
+    UTKFace landmarks CSV (`--dataset csv`, `Course.landmarks_csv`); when
+    none is found, one printed sentence says how to make it and `fallback_n`
+    synthetic faces are used.
 
     Args:
         course: the notebook's `agekeras.experiments.course.Course`.
@@ -154,27 +150,15 @@ def landmark_data(course, *, fallback_n=4000, quick_n=240, image_size=None):
         synthetic["image_size"] = int(image_size)
     if course.quick:
         return "synthetic", None, synthetic
-    found = _landmark_csvs(course.data_root)
+    found = course.landmarks_csv()
     if found:
-        return "csv", str(found[0]), {}
-    target = course.data_root / LANDMARKS_CSV
+        return "csv", str(found), {}
+    target = course.data_root / LANDMARKS_CSV  # the first place Course.landmarks_csv looks
     print(
         f"No UTKFace landmarks CSV found: using {synthetic['n']} synthetic faces instead (make it with "
         f"`python -m data_prep.align_faces utkface --data-dir {course.data_root / 'utkface'} --out {target}`)."
     )
     return "synthetic", None, synthetic
-
-
-def _landmark_csvs(data_root):
-    candidates = [pathlib.Path(data_root) / LANDMARKS_CSV]
-    try:
-        from agekeras.datasets.validate import cache_dir
-
-        candidates += sorted(pathlib.Path(p) for p in glob.glob(str(cache_dir() / "landmarks" / "utkface-*.csv"))
-                             if not p.endswith(".not_found.csv"))  # fmt: skip
-    except ImportError:  # pragma: no cover - the cache helper is optional
-        pass
-    return [c for c in candidates if c.is_file()]
 
 
 # ----- ablations (Table 1, Fig. 5) -------------------------------------------------
@@ -218,21 +202,19 @@ def train_ablation_variant(label, config, out_root, variants=None):
 # ----- flip test-time averaging -------------------------------------------------------
 
 
-def flip_averaged_outputs(model, ds, image_size, age_min, batch_size=64, plain=None):
+def flip_averaged_outputs(model, ds, image_size, batch_size=64, plain=None):
     """The model's outputs averaged over each face and its mirror image.
 
-    Every `*probs*` output is the mean of the outputs on the image and on its
-    mirror image (landmarks mirrored and left/right swapped, see
-    `agekeras.training.prediction_dataset`), and `age` is the expectation of
-    the averaged `age_probs` with ages `age_min + k` (Sec. 4.2: the prediction
-    of the test image and of its flipped copy are averaged). A model without
-    `age_probs` gets the mean of its two `age` outputs.
+    Every output is the mean of the outputs on the image and on its mirror
+    image (landmarks mirrored and left/right swapped, see
+    `agekeras.training.prediction_dataset` and `agekeras.training.flip_average`),
+    so `age` is the expectation of the averaged `age_probs` (Sec. 4.2: the
+    prediction of the test image and of its flipped copy are averaged).
 
     Args:
         model: a model with a dict of outputs.
         ds: an `AgeDataset`.
         image_size: the model's input size.
-        age_min: the age of class 0 (the run's `saved["age_min"]`).
         batch_size: prediction batch size.
         plain: the un-flipped outputs if already computed (saves one pass).
 
@@ -241,13 +223,7 @@ def flip_averaged_outputs(model, ds, image_size, age_min, batch_size=64, plain=N
     """
     if plain is None:
         plain = predict(model, ds, image_size, batch_size)
-    mirrored = predict(model, ds, image_size, batch_size, flip=True)
-    out = {k: (plain[k] + mirrored[k]) / 2.0 for k in plain if "probs" in k}
-    if "age_probs" in out:
-        out["age"] = expected_age(out["age_probs"], age_min)
-    else:
-        out["age"] = (np.asarray(plain["age"], "float64") + np.asarray(mirrored["age"], "float64")) / 2.0
-    return out
+    return flip_average(plain, predict(model, ds, image_size, batch_size, flip=True))
 
 
 def evaluate_with_flip(run_dir, ds, checkpoint="best.keras", batch_size=64):
@@ -261,7 +237,7 @@ def evaluate_with_flip(run_dir, ds, checkpoint="best.keras", batch_size=64):
     model, config, saved = load_run(run_dir, checkpoint)
     age_min = saved["age_min"]
     plain = predict(model, ds, config.image_size, batch_size)
-    flipped = flip_averaged_outputs(model, ds, config.image_size, age_min, batch_size, plain=plain)
+    flipped = flip_averaged_outputs(model, ds, config.image_size, batch_size, plain=plain)
     true = np.asarray(ds.age, "float64")
     err = np.asarray(flipped["age"], "float64").reshape(-1) - true
     row = {

@@ -109,6 +109,42 @@ def test_models_needing_landmarks_are_skipped_and_counted(tmp_path, monkeypatch)
     assert B.skip_reason("dhaa", has_landmarks=True) is None and B.skip_reason("resnet18_dex", False) is None
 
 
+def test_flip_mae_is_evaluated_once_per_checkpoint(tmp_path, monkeypatch):
+    from agekeras import training
+
+    results = B.run_benchmark(_spec(tmp_path, seeds=(0,)), train_fn=FakeTrain(), print_fn=lambda s: None)
+    calls = []
+
+    def fake_evaluate(path, **kwargs):
+        calls.append(kwargs)
+        return {"mae": 5.5}
+
+    monkeypatch.setattr(training, "evaluate", fake_evaluate)
+    path = B.run_dir(tmp_path / "bench", "resnet18_dex", 0)
+    (path / "best.keras").write_text("checkpoint")
+    for _ in range(2):
+        row = B.run_row(path, "resnet18_dex", 0, flip=True)
+    assert row["mae_flip"] == 5.5 and calls == [{"flip": True}]  # the second row read metrics_flip.json
+    assert "mae_flip" not in B.run_row(path, "resnet18_dex", 0) and "mae_flip" not in results["runs"][0]
+    results["runs"][0]["mae_flip"] = 5.5
+    results["summary"] = B.aggregate(results["runs"])
+    assert "MAE flip" in B.summary_table(results).columns and "MAE flip" in B.runs_table(results).columns
+    assert B.parse_args(["--flip"]).flip and not B.parse_args([]).flip
+
+
+def test_faces_without_landmarks_are_counted_not_a_reason_to_skip(tmp_path, monkeypatch, caplog):
+    from agekeras import datasets
+
+    ds = datasets.load("synthetic", n=20)
+    ds.landmarks[:3] = np.nan  # as a landmarks CSV whose detector missed three faces
+    monkeypatch.setattr(datasets, "load", lambda *a, **k: ds)
+    with caplog.at_level("WARNING", logger="agekeras.benchmark"):
+        assert B._dataset_has_landmarks(_spec(tmp_path)) is True
+    assert "3 of 20 faces have no landmarks" in caplog.text
+    ds.landmarks[:] = np.nan
+    assert B._dataset_has_landmarks(_spec(tmp_path)) is False
+
+
 def test_a_failing_model_is_reported_and_the_others_run(tmp_path):
     fake = FakeTrain()
 

@@ -39,6 +39,21 @@ def test_missing_data_falls_back_to_synthetic_with_one_sentence(tmp_path, capsys
     assert len(out) == 1 and "No utkface data found" in out[0]
 
 
+def test_landmarks_csv_in_the_data_root_then_in_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("AGEKERAS_CACHE", str(tmp_path / "cache"))
+    C = _course(tmp_path, "cpu")
+    assert C.landmarks_csv() is None
+    cached = tmp_path / "cache" / "landmarks" / "utkface-utkface-dev.csv"
+    cached.parent.mkdir(parents=True)
+    cached.with_suffix(".not_found.csv").write_text("path,age,reason,handled\n")  # the list of misses is not one
+    assert C.landmarks_csv() is None
+    cached.write_text("path,age\n")
+    assert C.landmarks_csv() == cached
+    C.data_root.mkdir()
+    (C.data_root / course.LANDMARKS_CSV).write_text("path,age\n")
+    assert C.landmarks_csv() == C.data_root / course.LANDMARKS_CSV
+
+
 def test_data_dir_override_and_root(tmp_path, monkeypatch):
     C = _course(tmp_path, "cpu")
     (C.data_root / "utkface").mkdir(parents=True)

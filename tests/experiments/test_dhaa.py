@@ -29,7 +29,7 @@ def small_model():
 def test_flip_average_is_the_mean_of_image_and_mirror(small_model):
     ds = load("synthetic", n=4, image_size=32, seed=1)
     plain = predict(small_model, ds, 32)
-    tta = E.flip_averaged_outputs(small_model, ds, 32, age_min=20)
+    tta = E.flip_averaged_outputs(small_model, ds, 32)
     # NumPy mirror: x -> W - 1 - x and left/right points swapped (eyes, mouth corners).
     marks = ds.landmarks[:, [1, 0, 2, 4, 3]].copy()
     marks[..., 0] = 31 - marks[..., 0]
@@ -42,7 +42,7 @@ def test_flip_average_is_the_mean_of_image_and_mirror(small_model):
 
 def test_classifier_maes_and_embeddings(small_model):
     ds = load("synthetic", n=4, image_size=32, seed=1)
-    tta = E.flip_averaged_outputs(small_model, ds, 32, age_min=20)
+    tta = E.flip_averaged_outputs(small_model, ds, 32)
     maes = E.classifier_maes(tta, ds.age, age_min=20)
     assert list(maes) == ["final"] + SUBS
     np.testing.assert_allclose(maes["final"], np.mean(np.abs(tta["age"] - ds.age)), rtol=1e-5)
@@ -113,8 +113,7 @@ def test_paper_step_schedule_divides_the_learning_rate_by_ten():
 
 def test_landmark_data_per_mode(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("AGEKERAS_DATA_ROOT", str(tmp_path))
-    monkeypatch.setattr(E, "_landmark_csvs", lambda root: [p for p in [pathlib.Path(root) / E.LANDMARKS_CSV]
-                                                           if p.is_file()])  # fmt: skip
+    monkeypatch.setenv("AGEKERAS_CACHE", str(tmp_path / "cache"))  # no landmarks CSV left by data_prep
     quick = course.setup("04_dhaa", mode="quick", verbose=False)
     assert E.landmark_data(quick, quick_n=12) == ("synthetic", None, {"n": 12})
     cpu = course.setup("04_dhaa", mode="cpu", verbose=False)
