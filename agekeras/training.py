@@ -768,11 +768,12 @@ def flip_average(plain, mirrored):
     """Flip test-time averaging: the mean of every output on the faces and on
     their mirror images (`predict(..., flip=True)`).
 
-    Each output of our models is linear in what it averages (class or rank
-    probabilities, and an age decoded from them as an expectation or a sum of
-    probabilities), so the averaged `age` is also the age decoded from the
-    averaged probabilities. (A softmax head decoded by argmax is the one
-    exception: there the two ages are averaged.)
+    Our heads decode `age` linearly from probabilities (the DEX expectation,
+    CORAL's sum of rank probabilities), so the averaged `age` is also the age
+    decoded from the averaged probabilities. Two outputs are averaged without
+    that meaning: the `age` of a softmax head decoded by argmax (the mean of
+    two class ages), and raw `*_logits` (their mean is not the logit of the
+    mean probability): read `age` and the `*_probs` outputs.
 
     Args:
         plain, mirrored: dicts of NumPy arrays from `predict`, same keys and shapes.
