@@ -65,6 +65,8 @@ def _parser():
     pr.add_argument("--min-confidence", type=float, default=0.9)
     pr.add_argument("--batch-size", type=int, default=32)
     pr.add_argument("--no-cache", action="store_true", help="do not keep the detections of files in the cache")
+    pr.add_argument("--flip", action="store_true",
+                    help="flip test-time averaging: average the predictions of each face and its mirror image")
 
     x = sub.add_parser("export", help="export a run's model: aligned uint8 face crops in, ages out")
     x.add_argument("--run", required=True, metavar="RUN_DIR")
@@ -73,9 +75,11 @@ def _parser():
     x.add_argument("--checkpoint", default="best.keras", choices=["best.keras", "last.keras"])
 
     q = sub.add_parser("quickstart", help="train a small baseline in a few minutes and show where the results are")
-    q.add_argument("--data-dir", help="a UTKFace folder instead of the embedded synthetic faces")
+    q.add_argument("--data-dir", help="a UTKFace folder instead of the embedded synthetic faces: trains the best "
+                                      "CPU recipe (agekeras.experiments.benchmark.CPU_RECIPE)")
     q.add_argument("--out", default="runs/quickstart")
-    q.add_argument("--minutes", type=float, default=3.0, help="training time budget (default 3)")
+    q.add_argument("--minutes", type=float, default=None,
+                   help="training time budget (default 3 on synthetic faces; with --data-dir, the recipe's 15)")
     q.add_argument("--n", type=int, default=None,
                    help="number of synthetic faces (default: 200 per training second, at most 40,000, so training "
                         "sees each face about once and the curves show learning, not memorising)")
@@ -102,6 +106,9 @@ _HELP = {
     "age_min": "age of class 0 (default: the dataset's youngest age)",
     "protocol": "split protocol (random, subject_kfold, lopo, official, ...)",
     "verbose": "Keras progress verbosity (auto, 0, 1, 2)",
+    "label_sigma": "train softmax age heads on a Gaussian label distribution of this sigma in years "
+                   "(default: one-hot)",
+    "age_l1": "weight of an L1 loss on the expected age, added to the softmax loss (default %(default)s)",
 }
 
 
@@ -140,6 +147,8 @@ def _config_args(p):
             continue
         if f.name in ("max_train", "num_classes", "age_min"):
             kind = int
+        elif f.name == "label_sigma":
+            kind = float
         elif f.name == "time_budget":
             kind = float
         elif f.name == "verbose":
@@ -231,7 +240,7 @@ def cmd_predict(a):
         return 2
     result = inference.predict(
         paths, predictor, min_confidence=a.min_confidence, min_face=a.min_face, batch_size=a.batch_size,
-        cache=not a.no_cache, annotate_dir=a.annotate, progress=len(paths) > 20,
+        cache=not a.no_cache, annotate_dir=a.annotate, progress=len(paths) > 20, flip=a.flip,
     )  # fmt: skip
     out = open(a.out, "w") if a.out else sys.stdout
     try:
@@ -271,27 +280,37 @@ def quickstart_faces(minutes):
 
 
 def cmd_quickstart(a):
-    from agekeras.training import TrainConfig, train
+    from agekeras.training import TrainConfig, evaluate, train
 
-    if a.data_dir:
-        dataset, kwargs = "utkface", {}
+    if a.data_dir:  # real faces: the best recipe we found for a CPU
+        from agekeras.experiments.benchmark import CPU_RECIPE, CPU_RECIPE_MINUTES
+
+        minutes = a.minutes or CPU_RECIPE_MINUTES
+        config = TrainConfig(**CPU_RECIPE, dataset="utkface", data_dir=a.data_dir, epochs=None, time_budget=minutes,
+                             out=a.out, verbose=2)  # fmt: skip
+        recipe = ", ".join(f"{k} {v}" for k, v in CPU_RECIPE.items() if k != "model")
+        print(f"agekeras quickstart: {config.model} ({recipe}) on utkface for {minutes:g} min -> {a.out}")
     else:
-        n = a.n or quickstart_faces(a.minutes)
+        minutes = a.minutes or 3.0
+        n = a.n or quickstart_faces(minutes)
         # drawn at the training size: a fresh face for (almost) every training example
-        dataset, kwargs = "synthetic", {"n": n, "image_size": 64}
         print(f"drawing {n:,} synthetic faces (about {n / 1000:.0f} s)")
-    config = TrainConfig(
-        model="resnet18_dex", dataset=dataset, data_dir=a.data_dir, epochs=None, time_budget=a.minutes,
-        batch_size=64, image_size=64, lr=1e-3, optimizer="adam", out=a.out, dataset_kwargs=kwargs,
-        verbose=2,
-    )
-    print(f"agekeras quickstart: ResNet-18 + DEX on {dataset} at 64 px for {a.minutes:g} min -> {a.out}")
+        config = TrainConfig(
+            model="resnet18_dex", dataset="synthetic", epochs=None, time_budget=minutes, batch_size=64,
+            image_size=64, lr=1e-3, optimizer="adam", out=a.out, dataset_kwargs={"n": n, "image_size": 64},
+            verbose=2,
+        )
+        print(f"agekeras quickstart: ResNet-18 + DEX on synthetic at 64 px for {minutes:g} min -> {a.out}")
     result = train(config)
     _report(a.out, result)
     print(
         f"test MAE {result['mae']:.2f} years, against {result['median_predictor_mae']:.2f} for the median predictor "
         "(always answering the median age): the number to beat."
     )
+    if a.data_dir:
+        flipped = evaluate(a.out, flip=True)
+        print(f"test MAE with flip test-time averaging (each face and its mirror image): {flipped['mae']:.2f} years "
+              f"({a.out}/metrics_flip.json)")
 
 
 def _report(run_dir, result):

@@ -219,7 +219,7 @@ class PredictResult(list):
 
 
 def predict(images_or_paths, model_or_run, *, align="auto", detector=None, min_confidence=0.9, min_face=20,
-            batch_size=32, chunk=32, cache=False, annotate_dir=None, progress=False):  # fmt: skip
+            batch_size=32, chunk=32, cache=False, annotate_dir=None, progress=False, flip=False):  # fmt: skip
     """The age of every face in photos.
 
     Args:
@@ -240,6 +240,9 @@ def predict(images_or_paths, model_or_run, *, align="auto", detector=None, min_c
             `DetectionCache`).
         annotate_dir: write a copy of every photo with boxes and ages drawn.
         progress: show a progress bar (tqdm when installed, else Keras).
+        flip: flip test-time averaging: every output is the mean of the
+            aligned face's and its mirror image's (landmarks mirrored too),
+            as `evaluate --flip` scores a run (`agekeras.training.flip_average`).
 
     Returns:
         A `PredictResult`: a list of face dicts (see the module docstring),
@@ -319,7 +322,8 @@ def predict(images_or_paths, model_or_run, *, align="auto", detector=None, min_c
                 store.save()
         faces = []
         if crops:
-            outputs, seconds = _run_model(predictor, np.stack(crops), np.stack(points).astype("float32"), batch_size)
+            outputs, seconds = _run_model(predictor, np.stack(crops), np.stack(points).astype("float32"), batch_size,
+                                          flip=flip)
             stats["model_seconds"] += seconds
             dist = age_distribution(outputs)
             std, interval = spread(dist, outputs["age"]) if dist is not None else (None, None)
@@ -370,22 +374,31 @@ def _items(images_or_paths):
     return out
 
 
-def _run_model(predictor, crops, points, batch_size):
+def _run_model(predictor, crops, points, batch_size, flip=False):
     """Resize aligned crops to the model's size like the input pipeline, run
-    the model in batches; returns (outputs dict of NumPy arrays, seconds)."""
-    from agekeras.datasets.pipeline import _resize_array
+    the model in batches (with `flip`, also on the mirror images, averaged);
+    returns (outputs dict of NumPy arrays, seconds)."""
+    from agekeras.datasets.pipeline import _resize_array, mirror_landmarks
+    from agekeras.training import flip_average
 
     images, pts = _resize_array(crops, points, (predictor.image_size, predictor.image_size))
     tic = time.perf_counter()
-    parts = []
-    for s in range(0, len(images), batch_size):
-        x = images[s:s + batch_size].astype("float32")
-        if predictor.needs_landmarks:
-            x = {"image": x, "landmarks": pts[s:s + batch_size].astype("float32")}
-        out = predictor.model.predict_on_batch(x)
-        parts.append({k: np.asarray(v) for k, v in out.items()})
-    seconds = time.perf_counter() - tic
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}, seconds
+
+    def run(images, pts):
+        parts = []
+        for s in range(0, len(images), batch_size):
+            x = images[s:s + batch_size].astype("float32")
+            if predictor.needs_landmarks:
+                x = {"image": x, "landmarks": pts[s:s + batch_size].astype("float32")}
+            out = predictor.model.predict_on_batch(x)
+            parts.append({k: np.asarray(v) for k, v in out.items()})
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    outputs = run(images, pts)
+    if flip:
+        mirrored = run(images[:, :, ::-1], np.asarray(mirror_landmarks(pts, predictor.image_size)))
+        outputs = {k: v.astype("float32") for k, v in flip_average(outputs, mirrored).items()}
+    return outputs, time.perf_counter() - tic
 
 
 def _progress_bar(total):

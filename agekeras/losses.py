@@ -2,6 +2,9 @@
 
 - `CORALLoss`: Eq. 8 of the VoVNetv4 paper (CORAL, Cao et al. 2020).
 - `SmoothL1`: Eq. 10 of the DAA paper (Huber with delta 1, "smooth L1").
+- `GaussianLabelCrossentropy`: cross-entropy against a Gaussian label
+  distribution around the true age (label distribution learning, DLDL), a
+  training recipe for any softmax age head.
 - `sparse_categorical_crossentropy` / `SparseCategoricalCrossentropy`: Keras' own,
   re-exported so that every paper imports its losses from one place.
 """
@@ -122,3 +125,75 @@ class SmoothL1(keras.losses.Loss):
 
     def get_config(self):
         return {"delta": self.delta, "name": self.name, "reduction": self.reduction}
+
+
+def gaussian_label_distribution(labels, num_classes, sigma):
+    """Gaussian label distributions over `num_classes` age classes.
+
+    q_k = exp(-(k - y)^2 / (2 sigma^2)) / sum_j exp(-(j - y)^2 / (2 sigma^2))
+
+    Args:
+        labels: `(batch,)` or `(batch, 1)` class indices y (may be fractional).
+        num_classes: K.
+        sigma: standard deviation in classes (years for one-year classes), > 0.
+
+    Returns:
+        `(batch, K)` float32 rows summing to 1.
+    """
+    k = ops.arange(num_classes, dtype="float32")
+    y = ops.reshape(ops.cast(labels, "float32"), (-1, 1))
+    return ops.softmax(-ops.square(k - y) / (2.0 * float(sigma) ** 2), axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="agekeras")
+class GaussianLabelCrossentropy(keras.losses.Loss):
+    """Cross-entropy of softmax age probabilities against a Gaussian label distribution.
+
+    Neighbouring ages look alike, so instead of a one-hot target the head is
+    trained towards q = N(y, sigma^2) over the classes (normalised), and the
+    loss is L = -sum_k q_k log p_k (the KL divergence KL(q || p) up to a
+    constant). With a small sigma it is the sparse cross-entropy. It takes the
+    same sparse class targets as `SparseCategoricalCrossentropy`, so it
+    replaces it on any `age_probs*` output (`TrainConfig.label_sigma`).
+
+    Args:
+        num_classes: K, the width of the softmax.
+        sigma: standard deviation of the label distribution, in classes.
+        name, reduction: as for `keras.losses.Loss`.
+
+    Call arguments:
+        y_true: `(batch,)` class indices.
+        y_pred: `(batch, K)` probabilities.
+
+    Returns:
+        The reduced loss (per face `(batch,)` before reduction).
+
+    Example:
+    >>> loss = GaussianLabelCrossentropy(num_classes=5, sigma=1.0)
+    >>> float(loss([2], [[0.05, 0.2, 0.5, 0.2, 0.05]])) > 0
+    True
+
+    Reference: Deep Label Distribution Learning With Label Ambiguity
+    (https://arxiv.org/abs/1611.01731); the L1 loss on the expected age
+    beside it (`TrainConfig.age_l1`) follows Learning Expectation of Label
+    Distribution for Facial Age and Attractiveness Estimation
+    (https://arxiv.org/abs/2007.01771).
+    """
+
+    def __init__(self, num_classes, sigma=2.0, name="gaussian_label_ce", reduction="sum_over_batch_size"):
+        super().__init__(name=name, reduction=reduction)
+        if int(num_classes) < 2:
+            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+        if not float(sigma) > 0:
+            raise ValueError(f"sigma must be > 0, got {sigma}")
+        self.num_classes = int(num_classes)
+        self.sigma = float(sigma)
+
+    def call(self, y_true, y_pred):
+        q = gaussian_label_distribution(y_true, self.num_classes, self.sigma)
+        p = ops.clip(ops.cast(y_pred, "float32"), 1e-7, 1.0)
+        return -ops.sum(q * ops.log(p), axis=-1)
+
+    def get_config(self):
+        return {"num_classes": self.num_classes, "sigma": self.sigma, "name": self.name,
+                "reduction": self.reduction}

@@ -88,6 +88,11 @@ class TrainConfig:
             used as they are); "auto" takes it from the dataset (utkface:
             "utkface"). `predict` and cross-dataset `evaluate` align photos
             this way before the model sees them.
+        label_sigma: None, or train every `age_probs*` softmax against a
+            Gaussian label distribution of this standard deviation in years
+            (`agekeras.losses.GaussianLabelCrossentropy`) instead of one-hot.
+        age_l1: weight of an L1 loss on the "age" output (the expected age of
+            a softmax head) added to the model's losses; 0 adds none.
     """
 
     model: str = "resnet18_dex"
@@ -118,6 +123,8 @@ class TrainConfig:
     dataset_kwargs: dict = dataclasses.field(default_factory=dict)
     verbose: int | str = "auto"
     align: str | None = "auto"
+    label_sigma: float | None = None
+    age_l1: float = 0.0
 
     def __post_init__(self):
         if self.align == "auto":
@@ -486,8 +493,49 @@ def build_model(config: TrainConfig, age_min, num_classes, train_ages=None):
         age_min=age_min,
         **kwargs,
     )
-    model.compile(optimizer=make_optimizer(config.optimizer, config.lr, config.weight_decay), **entry.compile_args(model))
+    model.compile(optimizer=make_optimizer(config.optimizer, config.lr, config.weight_decay),
+                  **recipe_compile_args(entry, model, num_classes, config.label_sigma, config.age_l1))
     return model
+
+
+def recipe_compile_args(entry, model, num_classes, label_sigma=None, age_l1=0.0):
+    """The compile arguments of a registered model, with the run's loss recipe.
+
+    Args:
+        entry: the model's `ModelEntry` (its declared losses and weights).
+        model: the built model.
+        num_classes: width of its age softmax.
+        label_sigma: None, or the sigma of a Gaussian label distribution
+            replacing the one-hot cross-entropy of every `age_probs*` output.
+        age_l1: weight of an L1 loss on the "age" output (0: none).
+
+    Returns:
+        The `loss`, `loss_weights` and `metrics` dict for `model.compile`.
+    """
+    from agekeras.losses import GaussianLabelCrossentropy
+    from agekeras.models.outputs import compile_args
+
+    if not label_sigma and not age_l1:
+        return entry.compile_args(model)
+    names = list(model.output.keys())
+    overrides = dict(entry.losses or {})
+    weights = dict(entry.loss_weights or {})
+    if label_sigma:
+        probs = [n for n in names if n.startswith("age_probs") and n not in overrides]
+        if not probs:
+            raise ValueError(f"label_sigma needs a softmax age head (an age_probs output); model "
+                             f"{entry.name!r} has {names}")
+        for n in probs:
+            overrides[n] = GaussianLabelCrossentropy(num_classes, label_sigma, name=f"{n}_gauss")
+    if age_l1:
+        if "age" in overrides:
+            raise ValueError(f"model {entry.name!r} already trains its age output with {overrides['age']!r}")
+        overrides["age"] = keras.losses.MeanAbsoluteError(name="age_l1")
+        weights["age"] = float(age_l1)
+    args = compile_args(model, overrides=overrides)
+    if weights:  # every loss gets a weight (1 unless given), so Keras sees the whole structure
+        args["loss_weights"] = {n: float(weights.get(n, 1.0)) for n in args["loss"]}
+    return args
 
 
 def mixed_precision_policy():

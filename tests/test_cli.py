@@ -43,6 +43,31 @@ def test_quickstart_and_evaluate_end_to_end(tmp_path):
     assert json.loads((run / "metrics.json").read_text())["mae"] == pytest.approx(summary["mae"], abs=1e-3)
 
 
+def test_quickstart_with_a_data_dir_trains_the_cpu_recipe_and_scores_it_with_flip(tmp_path, monkeypatch, capsys):
+    from agekeras import training
+    from agekeras.experiments.benchmark import CPU_RECIPE, CPU_RECIPE_MINUTES
+
+    seen = {}
+
+    def fake_train(config):
+        seen["config"] = config
+        return {"mae": 6.0, "median_predictor_mae": 15.0, "n": 10}
+
+    def fake_evaluate(run, flip=False):
+        seen["flip"] = flip
+        return {"mae": 5.8}
+
+    monkeypatch.setattr(training, "train", fake_train)
+    monkeypatch.setattr(training, "evaluate", fake_evaluate)
+    cli.main(["quickstart", "--data-dir", str(tmp_path), "--out", str(tmp_path / "qs")])
+    config = seen["config"]
+    assert config.dataset == "utkface" and config.time_budget == CPU_RECIPE_MINUTES and seen["flip"] is True
+    assert {k: getattr(config, k) for k in CPU_RECIPE} == CPU_RECIPE
+    assert "flip test-time averaging" in capsys.readouterr().out
+    cli.main(["quickstart", "--data-dir", str(tmp_path), "--minutes", "2", "--out", str(tmp_path / "qs")])
+    assert seen["config"].time_budget == 2
+
+
 def test_quickstart_draws_about_one_face_per_training_example():
     from agekeras.cli import QUICKSTART_FACES_PER_SECOND, quickstart_faces
 

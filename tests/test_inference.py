@@ -135,6 +135,21 @@ def test_predict_api_inputs_alignment_and_heads(photos, tmp_path):
     assert reg[0]["align"] == "dhaa" and "age_std" not in reg[0]
 
 
+def test_predict_flip_averages_each_face_and_its_mirror_image(photos):
+    folder, det = photos
+    image = keras.Input((SIZE, SIZE, 3))  # a linear read-out of the pixels: left and right weigh differently
+    age = keras.layers.Dense(1, kernel_initializer=keras.initializers.RandomNormal(stddev=1.0, seed=0))(
+        keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(image)))
+    model = keras.Model(image, {"age": keras.layers.Reshape(())(age)})
+    face = np.asarray(Image.fromarray(A.read_image(folder / "face.jpg")).resize((SIZE, SIZE)))
+    plain, mirrored = (inference.predict(im, model, align=None)[0] for im in (face, face[:, ::-1].copy()))
+    both = inference.predict(face, model, align=None, flip=True)[0]
+    assert abs(plain["age"] - mirrored["age"]) > 0.5  # the mirror image is a different input
+    assert both["age"] == pytest.approx((plain["age"] + mirrored["age"]) / 2, abs=0.011)  # ages are printed to 0.01
+    # A landmarks model gets the mirrored landmarks; aligned faces run too.
+    assert len(inference.predict(folder / "face.jpg", landmark_model(), detector=det, flip=True)) == 1
+
+
 def test_spread_of_dex_and_coral_distributions():
     probs = np.zeros((1, 10))
     probs[0, [3, 4, 5]] = [0.25, 0.5, 0.25]

@@ -60,8 +60,27 @@ def test_smooth_l1_matches_numpy():
     np.testing.assert_allclose(float(losses.SmoothL1()(y, p)), ref.mean(), rtol=1e-6)
 
 
+def test_gaussian_label_crossentropy_matches_numpy():
+    k = np.arange(6, dtype="float64")
+    y = np.array([0, 2.5, 5], "float32")
+    p = np.random.default_rng(0).dirichlet(np.ones(6), size=3).astype("float32")
+    q = np.exp(-((k[None] - y[:, None]) ** 2) / (2 * 1.5**2))
+    q /= q.sum(1, keepdims=True)
+    ref = -(q * np.log(p)).sum(1)
+    np.testing.assert_allclose(ops.convert_to_numpy(losses.gaussian_label_distribution(y, 6, 1.5)), q, rtol=1e-5)
+    loss = losses.GaussianLabelCrossentropy(num_classes=6, sigma=1.5)
+    np.testing.assert_allclose(float(loss(y, p)), ref.mean(), rtol=1e-5)
+    # A narrow distribution is the one-hot (sparse) cross-entropy.
+    narrow = losses.GaussianLabelCrossentropy(num_classes=6, sigma=0.05)
+    sparse = keras.losses.sparse_categorical_crossentropy(np.array([0, 2, 5]), p)
+    np.testing.assert_allclose(float(narrow(np.array([0, 2, 5]), p)), float(ops.mean(sparse)), rtol=1e-4)
+    with pytest.raises(ValueError, match="sigma"):
+        losses.GaussianLabelCrossentropy(num_classes=6, sigma=0)
+
+
 def test_losses_serialize():
-    for loss in (losses.CORALLoss(importance=[1.0, 0.5]), losses.SmoothL1(delta=2.0)):
+    for loss in (losses.CORALLoss(importance=[1.0, 0.5]), losses.SmoothL1(delta=2.0),
+                 losses.GaussianLabelCrossentropy(num_classes=7, sigma=2.0)):
         revived = keras.losses.deserialize(keras.losses.serialize(loss))
         assert type(revived) is type(loss)
         assert revived.get_config() == loss.get_config()

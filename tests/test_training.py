@@ -130,6 +130,30 @@ def test_evaluate_reloads_with_safe_mode_and_rejects_other_runs(tmp_path):
         evaluate(tmp_path)
 
 
+def test_loss_recipe_label_sigma_and_age_l1(tmp_path):
+    from agekeras import losses
+    from agekeras.models import registry
+    from agekeras.training import recipe_compile_args
+
+    model = registry.get("resnet18_dex", input_shape=(32, 32, 3), num_classes=11, age_min=20)
+    args = recipe_compile_args(registry.entry("resnet18_dex"), model, 11, label_sigma=2.0, age_l1=0.5)
+    assert isinstance(args["loss"]["age_probs"], losses.GaussianLabelCrossentropy)
+    assert args["loss"]["age_probs"].sigma == 2.0 and args["loss"]["age_probs"].num_classes == 11
+    assert args["loss_weights"] == {"age_probs": 1.0, "age": 0.5}
+    assert recipe_compile_args(registry.entry("resnet18_dex"), model, 11)["loss"].keys() == {"age_probs"}
+    coral = registry.get("resnet18_coral", input_shape=(32, 32, 3), num_classes=11, age_min=20)
+    with pytest.raises(ValueError, match="softmax age head"):
+        recipe_compile_args(registry.entry("resnet18_coral"), coral, 11, label_sigma=2.0)
+    regression = registry.get("resnet18_regression", input_shape=(32, 32, 3), num_classes=11, age_min=20)
+    with pytest.raises(ValueError, match="already trains its age output"):
+        recipe_compile_args(registry.entry("resnet18_regression"), regression, 11, age_l1=1.0)
+    # A run with the recipe trains, saves it in config.json and reloads with safe_mode.
+    run = tmp_path / "run"
+    result = train(TrainConfig(model="resnet18_dex", epochs=1, label_sigma=2.0, age_l1=0.1, out=str(run), **TINY))
+    assert json.loads((run / "config.json").read_text())["train"]["label_sigma"] == 2.0
+    assert evaluate(run)["mae"] == pytest.approx(result["mae"], abs=1e-4)
+
+
 @pytest.mark.slow
 def test_mixed_precision_restores_the_global_policy(tmp_path):
     result = train(TrainConfig(model="resnet18_dex", epochs=1, mixed_precision=True, out=str(tmp_path / "r"), **TINY))

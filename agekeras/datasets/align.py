@@ -763,7 +763,7 @@ def write_landmarks_csv(ds, out_csv, *, detector=None, missing="fill", keep_exis
     out_csv = pathlib.Path(out_csv)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     n = len(ds)
-    has = np.all(np.isfinite(ds.landmarks), axis=(1, 2)) if keep_existing else np.zeros(n, bool)
+    has = ds.landmarks_found if keep_existing else np.zeros(n, bool)
     todo = np.flatnonzero(~has)
     landmarks = ds.landmarks.astype("float32").copy()
     landmarks[~has] = np.nan

@@ -165,8 +165,14 @@ class AgeDataset:
         return bool(np.any(self.gender >= 0))
 
     @property
+    def landmarks_found(self) -> np.ndarray:
+        """`(n,)` bool: the faces whose landmarks are all finite (NaN marks "not found")."""
+        return np.all(np.isfinite(self.landmarks), axis=(1, 2))
+
+    @property
     def has_landmarks(self) -> bool:
-        return bool(np.all(np.isfinite(self.landmarks))) and len(self) > 0
+        """Every face has landmarks (and there is at least one face)."""
+        return bool(self.landmarks_found.all()) and len(self) > 0
 
     def age_range(self) -> tuple[int, int]:
         """(min, max) integer age, e.g. to size a DEX or CORAL head."""
