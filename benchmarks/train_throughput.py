@@ -4,7 +4,9 @@ For each model at 64 px, on random tensors already in memory (so the input
 pipeline is not measured):
 
 - train img/s: `model.fit` steps (forward, backward, optimizer update) after
-  a warm-up that traces the step;
+  a warm-up that traces the step, timed in `--windows` windows of about
+  `--seconds` each; the median window is reported with the slowest and
+  fastest (one window alone varies by up to +-30% between runs);
 - training FLOPs per image, COUNTED: the TensorFlow profiler
   (`tf.compat.v1.profiler` with `float_operation()`) on the traced graph of
   one forward + backward pass (`tf.GradientTape` gradients of the model's
@@ -15,7 +17,7 @@ pipeline is not measured):
   2048 matmul repeated), and the ratio achieved training FLOP/s / peak.
 
     python benchmarks/train_throughput.py [--models resnet18_dex ...] [--image-size 64] [--batch-size 64]
-        [--mixed-precision]
+        [--mixed-precision] [--windows 3] [--model-arg max_pool=false]
 
 Prints one JSON object. DHAA gets random landmarks at plausible positions.
 Target: ratio >= 0.5 per model.
@@ -33,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 import agekeras
+from agekeras.cli import _kv
 from agekeras.models import make_targets
 
 
@@ -89,7 +92,7 @@ def _inputs(entry, rng, batch_size, image_size):
     return {"image": x, "landmarks": marks}
 
 
-def measure(name, image_size, batch_size, seconds, model_kwargs=None):
+def measure(name, image_size, batch_size, seconds, model_kwargs=None, windows=3):
     age_min, num_classes = 0, 101
     entry = agekeras.models.entry(name)
     model = entry.builder(input_shape=(image_size, image_size, 3), num_classes=num_classes, age_min=age_min,
@@ -107,17 +110,21 @@ def measure(name, image_size, batch_size, seconds, model_kwargs=None):
     model.fit(data, steps_per_epoch=2, epochs=1, verbose=0)
     step = (time.perf_counter() - t) / 2
     steps = max(3, int(seconds / max(step, 1e-3)))
-    t = time.perf_counter()
-    model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
-    dt = time.perf_counter() - t
-    img_s = steps * batch_size / dt
+    rates = []
+    for _ in range(max(1, windows)):
+        t = time.perf_counter()
+        model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
+        rates.append(steps * batch_size / (time.perf_counter() - t))
+    img_s = float(np.median(rates))
     fwd, train = counted_flops(model, x, batch_size)
     return {
         "model": name,
         "params": int(model.count_params()),
         "batch_size": batch_size,
         "timed_steps": steps,
+        "windows": len(rates),
         "train_img_per_s": round(img_s, 1),
+        "train_img_per_s_range": [round(min(rates), 1), round(max(rates), 1)],
         "forward_gflops_per_img": round(fwd / 1e9, 4),
         "train_gflops_per_img": round(train / 1e9, 4),
         "train_gflop_per_s": round(train * img_s / 1e9, 2),
@@ -129,7 +136,10 @@ def main(argv=None):
     p.add_argument("--models", nargs="*", default=None, help="default: every registered model")
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--seconds", type=float, default=8.0, help="timed seconds per model (after the warm-up)")
+    p.add_argument("--seconds", type=float, default=8.0, help="timed seconds per window (after the warm-up)")
+    p.add_argument("--windows", type=int, default=3, help="timed windows per model; the median is reported")
+    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra model builder argument (JSON value), as `train --model-arg`; repeatable")
     p.add_argument("--mixed-precision", action="store_true",
                    help="train in mixed precision (bfloat16 on a CPU, float16 on a GPU), as `train --mixed-precision`")
     a = p.parse_args(argv)
@@ -138,13 +148,14 @@ def main(argv=None):
         from agekeras.training import mixed_precision_policy
 
         policy = mixed_precision_policy()
+    model_kwargs = _kv(a.model_arg)
     peak = matmul_gflops()
     rows = []
     for name in a.models or agekeras.models.available():
         # set before every model: `clear_session` below resets the global policy to float32
         keras.mixed_precision.set_global_policy(policy)
         try:
-            r = measure(name, a.image_size, a.batch_size, a.seconds)
+            r = measure(name, a.image_size, a.batch_size, a.seconds, model_kwargs, a.windows)
         except Exception as e:  # report, keep measuring the others
             r = {"model": name, "error": f"{type(e).__name__}: {e}"[:300]}
         if "train_gflop_per_s" in r:
@@ -162,6 +173,8 @@ def main(argv=None):
         "keras": keras.__version__,
         "matmul_f32_gflop_per_s": round(peak, 2),
         "dtype_policy": policy,
+        "model_kwargs": model_kwargs,
+        "windows": a.windows,
         "flops": "counted by the TF profiler on the traced forward + backward graph, per image",
         "models": rows,
         "target": "ratio_to_matmul >= 0.5",

@@ -20,19 +20,24 @@ from agekeras.models.backbones import RESNET_BLOCKS, resnet_v1, scale_inputs
 from agekeras.models.registry import register
 
 
-def resnet_backbone(depth, input_shape, pretrained=False, name=None):
+def resnet_backbone(depth, input_shape, pretrained=False, max_pool=True, name=None):
     """A ResNet feature extractor `(H, W, 3) in [-1, 1] -> (h, w, C)`.
 
     Args:
         depth: 18, 34 or 50.
         input_shape: `(H, W, 3)`; any size >= 32.
         pretrained: ImageNet weights (ResNet-50 only; needs internet).
+        max_pool: keep the stem's max-pool (total stride 32). False (ResNet-18
+            and 34 only) gives total stride 16: a 64 px face ends on a 4x4
+            map instead of 2x2, for about 3.7 times the FLOPs.
         name: model name.
     """
     if depth in RESNET_BLOCKS:
         if pretrained:
             raise ValueError("No ImageNet weights are bundled for ResNet-18/34; use depth=50 or pretrained=False.")
-        return resnet_v1(depth, input_shape, name=name)
+        return resnet_v1(depth, input_shape, max_pool=max_pool, name=name)
+    if not max_pool:
+        raise ValueError("max_pool=False is only available for ResNet-18 and ResNet-34.")
     if depth == 50:
         return keras.applications.ResNet50V2(
             include_top=False,
@@ -102,8 +107,8 @@ def age_outputs(x, head, num_classes, age_min, dropout=0.0, gender=False, age_pr
 
 def _resnet(depth, head):
     def build(input_shape=(64, 64, 3), num_classes=101, age_min=0, dropout=0.0, pretrained=False, gender=False,
-              age_prior=None):
-        backbone = resnet_backbone(depth, input_shape, pretrained=pretrained)
+              age_prior=None, max_pool=True):
+        backbone = resnet_backbone(depth, input_shape, pretrained=pretrained, max_pool=max_pool)
         return age_model(
             backbone,
             input_shape=input_shape,
@@ -119,19 +124,20 @@ def _resnet(depth, head):
     if head == "regression":  # no class prior to start from: no `age_prior` argument
 
         def build_regression(input_shape=(64, 64, 3), num_classes=101, age_min=0, dropout=0.0, pretrained=False,
-                             gender=False):
-            return build(input_shape, num_classes, age_min, dropout, pretrained, gender)
+                             gender=False, max_pool=True):
+            return build(input_shape, num_classes, age_min, dropout, pretrained, gender, max_pool=max_pool)
 
         build_regression.__doc__ = (
             f"ResNet-{depth} with a regression head (Args: input_shape, num_classes, age_min, dropout, "
-            "pretrained, gender)."
+            "pretrained, gender, max_pool: False for total stride 16)."
         )
         return build_regression
 
     build.__doc__ = (
         f"ResNet-{depth} with a {head.upper() if head != 'regression' else 'regression'} head "
         f"(Args: input_shape, num_classes, age_min, dropout, pretrained, gender, age_prior: P(class = k) "
-        f"of the training labels, the head's starting bias)."
+        f"of the training labels, the head's starting bias; max_pool: False drops the stem's max-pool, "
+        f"total stride 16)."
     )
     return build
 

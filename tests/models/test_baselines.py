@@ -56,3 +56,17 @@ def test_gender_output_and_any_input_size():
 def test_resnet18_pretrained_is_refused_clearly():
     with pytest.raises(ValueError, match="No ImageNet weights"):
         agekeras.models.get("resnet18_dex", pretrained=True)
+
+
+@pytest.mark.parametrize("name", ["resnet18_dex", "resnet34_coral", "resnet18_regression"])
+def test_max_pool_false_halves_the_total_stride_with_the_same_weights(name):
+    pooled = agekeras.models.get(name, input_shape=(64, 64, 3), num_classes=11)
+    strided = agekeras.models.get(name, input_shape=(64, 64, 3), num_classes=11, max_pool=False)
+    assert strided.count_params() == pooled.count_params()
+    assert pooled.get_layer("embedding").input.shape[1:3] == (2, 2)
+    assert strided.get_layer("embedding").input.shape[1:3] == (4, 4)
+
+
+def test_max_pool_false_is_refused_for_resnet50():
+    with pytest.raises(ValueError, match="only available for ResNet-18 and ResNet-34"):
+        agekeras.models.get("resnet50_dex", max_pool=False)
