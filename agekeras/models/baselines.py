@@ -29,7 +29,7 @@ def resnet_backbone(depth, input_shape, pretrained=False, max_pool=True, name=No
         pretrained: ImageNet weights (ResNet-50 only; needs internet).
         max_pool: keep the stem's max-pool (total stride 32). False (ResNet-18
             and 34 only) gives total stride 16: a 64 px face ends on a 4x4
-            map instead of 2x2, for about 3.7 times the FLOPs.
+            map instead of 2x2, for about 3.8 times the FLOPs.
         name: model name.
     """
     if depth in RESNET_BLOCKS:
