@@ -57,6 +57,7 @@ import json
 import logging
 import os
 import pathlib
+import tempfile
 import time
 
 import numpy as np
@@ -443,8 +444,9 @@ class DetectionCache:
         self.root.mkdir(parents=True, exist_ok=True)
         for folder in self._dirty:
             f = self._file(folder)
-            tmp = f.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self._tables[folder]))
+            fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".tmp")  # a private name: two processes may save at once
+            with os.fdopen(fd, "w") as out:
+                out.write(json.dumps(self._tables[folder]))
             os.replace(tmp, f)
         self._dirty.clear()
 
