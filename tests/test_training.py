@@ -24,6 +24,16 @@ def _history(run):
         return list(csv.DictReader(f))
 
 
+def _assert_lr_on_schedule(schedule, progress, rows):
+    """Each history row's lr was set at its epoch's last step, which began
+    between the budget-clock readings (as fractions of the budget) that ended
+    the previous epoch and this one: the schedule must bracket it there.
+    `progress` holds one more reading than `rows`: the start of the first."""
+    for start, end, row in zip(progress, progress[1:], rows):
+        window = [schedule.lr_at(p) for p in np.linspace(start, end, 201)]
+        assert min(window) * (1 - 1e-4) <= float(row["lr"]) <= max(window) * (1 + 1e-4), (start, end, row["lr"])
+
+
 def _cli(*args, env=None, **kw):
     e = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
     return subprocess.Popen([sys.executable, "-m", "agekeras", *args], env=e, stdout=subprocess.PIPE,
@@ -96,18 +106,13 @@ def test_time_budget_stops_training_and_fits_the_schedule(tmp_path):
     state = json.loads((run / "state.json").read_text())
     assert budget <= state["train_seconds"] < budget + 15.0
     assert time.time() - t < 120
-    # Each epoch's logged lr was set at its last step, which began between the
-    # clock reading that ended the previous epoch and the one that ended this
-    # epoch: the schedule, evaluated on the budget's clock, must bracket it.
-    # (How many epochs fit, and so how far into the cosine tail the last step
-    # lands, depends on the machine's speed; this does not.)
+    # Each epoch's lr lies on the schedule between its clock readings. (How many
+    # epochs fit, and so how far into the cosine tail the last step lands,
+    # depends on the machine's speed; this does not.)
     history = _history(run)
     assert len(history) >= 2
-    schedule = ProgressSchedule(config.lr, warmup=config.warmup)
     ends = [min(1.0, float(r["train_seconds"]) / budget) for r in history]
-    for start, end, row in zip([0.0] + ends[:-1], ends, history):
-        window = [schedule.lr_at(p) for p in np.linspace(start, end, 201)]
-        assert min(window) * (1 - 1e-4) <= float(row["lr"]) <= max(window) * (1 + 1e-4), (start, end, row["lr"])
+    _assert_lr_on_schedule(ProgressSchedule(config.lr, warmup=config.warmup), [0.0] + ends, history)
     assert float(history[-1]["lr"]) < float(history[0]["lr"])  # the run decayed past its warm-up peak
 
 
@@ -226,11 +231,8 @@ def test_time_budget_resume_keeps_schedule_best_score_and_elapsed_time(tmp_path)
     assert time.time() - t < budget_min * 60 - before["train_seconds"] + 120
     # the schedule continued: each logged lr lies on the schedule between the
     # budget-clock readings that began and ended its epoch (as in the test above)
-    schedule = ProgressSchedule(1e-3, warmup=TrainConfig().warmup)
     ends = [min(1.0, s / (budget_min * 60)) for s in seconds]
-    for start, end, lr in zip(ends[done - 1:], ends[done:], lrs[done:]):
-        window = [schedule.lr_at(p) for p in np.linspace(start, end, 201)]
-        assert min(window) * (1 - 1e-4) <= lr <= max(window) * (1 + 1e-4), (start, end, lr)
+    _assert_lr_on_schedule(ProgressSchedule(1e-3, warmup=TrainConfig().warmup), ends[done - 1:], rows[done:])
     assert max(lrs[done:]) < 1e-3  # no second warm-up to the peak
     # the best score is kept: never worse than before the kill
     assert after["best"] <= before["best"] + 1e-9

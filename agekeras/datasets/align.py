@@ -57,12 +57,11 @@ import json
 import logging
 import os
 import pathlib
-import tempfile
 import time
 
 import numpy as np
 
-from agekeras.datasets.validate import cache_dir
+from agekeras.datasets.validate import cache_dir, write_json_atomic
 
 logger = logging.getLogger("agekeras.datasets.align")
 
@@ -441,13 +440,8 @@ class DetectionCache:
         self._dirty.add(path.parent)
 
     def save(self):
-        self.root.mkdir(parents=True, exist_ok=True)
         for folder in self._dirty:
-            f = self._file(folder)
-            fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".tmp")  # a private name: two processes may save at once
-            with os.fdopen(fd, "w") as out:
-                out.write(json.dumps(self._tables[folder]))
-            os.replace(tmp, f)
+            write_json_atomic(self._file(folder), self._tables[folder])
         self._dirty.clear()
 
 

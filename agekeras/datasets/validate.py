@@ -43,6 +43,18 @@ _TF_SAFE = {"JPEG": {"L", "RGB"}, "PNG": {"L", "RGB", "RGBA"}}
 _sizes: dict[str, tuple[int, int]] = {}  # absolute path -> (height, width)
 
 
+def write_json_atomic(path, obj) -> None:
+    """Writes `obj` as JSON to `path` through a private temporary file in the
+    same folder and `os.replace`: a reader never sees half a file, and two
+    processes saving at once do not overwrite each other's temporary file."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f)
+    os.replace(tmp, path)
+
+
 def cache_dir() -> pathlib.Path:
     """Root of agekeras' caches: `$AGEKERAS_CACHE`, default `~/.cache/agekeras`."""
     return pathlib.Path(os.environ.get("AGEKERAS_CACHE", "~/.cache/agekeras")).expanduser()
@@ -130,11 +142,7 @@ class _Cache:
     def save(self) -> None:
         if not self.dirty:
             return
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.file.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump({"version": CACHE_VERSION, "entries": self.entries}, f)
-        os.replace(tmp, self.file)
+        write_json_atomic(self.file, {"version": CACHE_VERSION, "entries": self.entries})
 
 
 def validate_dataset(ds: AgeDataset, *, workers: int = 2, use_cache: bool = True) -> AgeDataset:
