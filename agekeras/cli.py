@@ -5,6 +5,7 @@
         --data-dir ../shared/datasets/utkface-dev --time-budget 15 --out runs/r18
     python -m agekeras evaluate --run runs/r18
     python -m agekeras evaluate --run runs/r18 --flip
+    python -m agekeras evaluate --run runs/r18 --tta
     python -m agekeras evaluate --run runs/r18 --dataset fgnet --data-dir ../shared/datasets/fgnet --split all
     python -m agekeras predict photo.jpg photos/ --run runs/r18 --annotate annotated/ > ages.jsonl
     python -m agekeras export --run runs/r18 --format tflite
@@ -46,8 +47,11 @@ def _parser():
     _data_args(e, default_dataset=None)
     e.add_argument("--split", default="test", choices=["test", "val", "all"])
     e.add_argument("--checkpoint", default="best.keras", choices=["best.keras", "last.keras"])
-    e.add_argument("--flip", action="store_true",
-                   help="flip test-time averaging: average the predictions of each face and its mirror image")
+    views = e.add_mutually_exclusive_group()
+    views.add_argument("--flip", action="store_true",
+                       help="flip test-time averaging: average the predictions of each face and its mirror image")
+    views.add_argument("--tta", action="store_true",
+                       help="test-time averaging over six views: three zooms (1, 1.085, 0.915), each also mirrored")
     e.add_argument("--align", default="auto", choices=ALIGN_CHOICES,
                    help="another dataset's photos: detect + align faces like the training crops "
                         "(auto: the run's convention; none: photos as they are)")
@@ -65,8 +69,11 @@ def _parser():
     pr.add_argument("--min-confidence", type=float, default=0.9)
     pr.add_argument("--batch-size", type=int, default=32)
     pr.add_argument("--no-cache", action="store_true", help="do not keep the detections of files in the cache")
-    pr.add_argument("--flip", action="store_true",
-                    help="flip test-time averaging: average the predictions of each face and its mirror image")
+    pviews = pr.add_mutually_exclusive_group()
+    pviews.add_argument("--flip", action="store_true",
+                        help="flip test-time averaging: average the predictions of each face and its mirror image")
+    pviews.add_argument("--tta", action="store_true",
+                        help="test-time averaging over six views: three zooms (1, 1.085, 0.915), each also mirrored")
 
     x = sub.add_parser("export", help="export a run's model: aligned uint8 face crops in, ages out")
     x.add_argument("--run", required=True, metavar="RUN_DIR")
@@ -109,6 +116,8 @@ _HELP = {
     "label_sigma": "train softmax age heads on a Gaussian label distribution of this sigma in years "
                    "(default: one-hot)",
     "age_l1": "weight of an L1 loss on the expected age, added to the softmax loss (default %(default)s)",
+    "ema": "keep a moving average of the weights with this momentum (e.g. 0.995) and validate and "
+           "keep it as best.keras (default: none)",
 }
 
 
@@ -147,7 +156,7 @@ def _config_args(p):
             continue
         if f.name in ("max_train", "num_classes", "age_min"):
             kind = int
-        elif f.name == "label_sigma":
+        elif f.name in ("label_sigma", "ema"):
             kind = float
         elif f.name == "time_budget":
             kind = float
@@ -217,7 +226,7 @@ def cmd_evaluate(a):
         _check_names(dataset=a.dataset)
     align = None if a.align == "none" else a.align
     result = evaluate(a.run, dataset=a.dataset, data_dir=a.data_dir, split=a.split, checkpoint=a.checkpoint,
-                      align=align, flip=a.flip)  # fmt: skip
+                      align=align, flip=a.flip, tta=a.tta)  # fmt: skip
     _report(a.run, result)
 
 
@@ -241,6 +250,7 @@ def cmd_predict(a):
     result = inference.predict(
         paths, predictor, min_confidence=a.min_confidence, min_face=a.min_face, batch_size=a.batch_size,
         cache=not a.no_cache, annotate_dir=a.annotate, progress=len(paths) > 20, flip=a.flip,
+        tta=a.tta,
     )  # fmt: skip
     out = open(a.out, "w") if a.out else sys.stdout
     try:
@@ -311,6 +321,9 @@ def cmd_quickstart(a):
         flipped = evaluate(a.out, flip=True)
         print(f"test MAE with flip test-time averaging (each face and its mirror image): {flipped['mae']:.2f} years "
               f"({a.out}/metrics_flip.json)")
+        views = evaluate(a.out, tta=True)
+        print(f"test MAE averaged over six views (three zooms, each also mirrored): {views['mae']:.2f} years "
+              f"({a.out}/metrics_tta.json)")
 
 
 def _report(run_dir, result):

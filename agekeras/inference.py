@@ -219,7 +219,8 @@ class PredictResult(list):
 
 
 def predict(images_or_paths, model_or_run, *, align="auto", detector=None, min_confidence=0.9, min_face=20,
-            batch_size=32, chunk=32, cache=False, annotate_dir=None, progress=False, flip=False):  # fmt: skip
+            batch_size=32, chunk=32, cache=False, annotate_dir=None, progress=False, flip=False,
+            tta=False):  # fmt: skip
     """The age of every face in photos.
 
     Args:
@@ -242,7 +243,10 @@ def predict(images_or_paths, model_or_run, *, align="auto", detector=None, min_c
         progress: show a progress bar (tqdm when installed, else Keras).
         flip: flip test-time averaging: every output is the mean of the
             aligned face's and its mirror image's (landmarks mirrored too),
-            as `evaluate --flip` scores a run (`agekeras.training.flip_average`).
+            as `evaluate --flip` scores a run (`agekeras.training.average_views`).
+        tta: average the six views of `agekeras.training.TTA_VIEWS` (three
+            zooms about the face centre, each also mirrored), as
+            `evaluate --tta` scores a run; six model passes per face.
 
     Returns:
         A `PredictResult`: a list of face dicts (see the module docstring),
@@ -253,6 +257,8 @@ def predict(images_or_paths, model_or_run, *, align="auto", detector=None, min_c
     >>> faces = predict("photo.jpg", "runs/r18")  # doctest: +SKIP
     >>> [(f["age"], f["box"]) for f in faces]     # doctest: +SKIP
     """
+    if flip and tta:
+        raise ValueError("tta already averages the mirror images: pass flip or tta, not both")
     predictor = load_predictor(model_or_run, align=align)
     items = _items(images_or_paths)
     result = PredictResult()
@@ -323,7 +329,7 @@ def predict(images_or_paths, model_or_run, *, align="auto", detector=None, min_c
         faces = []
         if crops:
             outputs, seconds = _run_model(predictor, np.stack(crops), np.stack(points).astype("float32"), batch_size,
-                                          flip=flip)
+                                          flip=flip, tta=tta)
             stats["model_seconds"] += seconds
             dist = age_distribution(outputs)
             std, interval = spread(dist, outputs["age"]) if dist is not None else (None, None)
@@ -374,31 +380,37 @@ def _items(images_or_paths):
     return out
 
 
-def _run_model(predictor, crops, points, batch_size, flip=False):
+def _run_model(predictor, crops, points, batch_size, flip=False, tta=False):
     """Resize aligned crops to the model's size like the input pipeline, run
-    the model in batches (with `flip`, also on the mirror images, averaged);
-    returns (outputs dict of NumPy arrays, seconds)."""
-    from agekeras.datasets.pipeline import _resize_array, mirror_landmarks
-    from agekeras.training import flip_average
+    the model in batches (with `flip`, also on the mirror images; with `tta`,
+    on every view of `TTA_VIEWS`; the views averaged); returns (outputs dict
+    of NumPy arrays, seconds)."""
+    from agekeras.datasets.pipeline import _resize_array, mirror_landmarks, zoom_images
+    from agekeras.training import TTA_VIEWS, average_views
 
     images, pts = _resize_array(crops, points, (predictor.image_size, predictor.image_size))
     tic = time.perf_counter()
 
-    def run(images, pts):
+    def run(images, pts, zoom=1.0, mirrored=False):
         parts = []
         for s in range(0, len(images), batch_size):
             x = images[s:s + batch_size].astype("float32")
+            p = pts[s:s + batch_size].astype("float32")
+            if zoom != 1:
+                x, p = (np.asarray(t) for t in zoom_images(x, p, zoom))
+            if mirrored:
+                x, p = x[:, :, ::-1], np.asarray(mirror_landmarks(p, predictor.image_size))
             if predictor.needs_landmarks:
-                x = {"image": x, "landmarks": pts[s:s + batch_size].astype("float32")}
+                x = {"image": x, "landmarks": p}
             out = predictor.model.predict_on_batch(x)
             parts.append({k: np.asarray(v) for k, v in out.items()})
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
-    outputs = run(images, pts)
-    if flip:
-        mirrored = run(images[:, :, ::-1], np.asarray(mirror_landmarks(pts, predictor.image_size)))
-        outputs = {k: v.astype("float32") for k, v in flip_average(outputs, mirrored).items()}
-    return outputs, time.perf_counter() - tic
+    views = TTA_VIEWS if tta else ((1.0, False), (1.0, True)) if flip else ((1.0, False),)
+    outputs = [run(images, pts, zoom, mirrored) for zoom, mirrored in views]
+    if len(outputs) == 1:
+        return outputs[0], time.perf_counter() - tic
+    return {k: v.astype("float32") for k, v in average_views(*outputs).items()}, time.perf_counter() - tic
 
 
 def _progress_bar(total):

@@ -93,6 +93,12 @@ class TrainConfig:
             (`agekeras.losses.GaussianLabelCrossentropy`) instead of one-hot.
         age_l1: weight of an L1 loss on the "age" output (the expected age of
             a softmax head) added to the model's losses; 0 adds none.
+        ema: None, or the momentum of an exponential moving average of the
+            weights (Polyak averaging; Keras' optimizer `use_ema`): after
+            every step, avg <- ema * avg + (1 - ema) * w. Validation and
+            best.keras then use the averaged weights (last.keras keeps the
+            raw weights and the average, so a resume continues both). With
+            88 steps per epoch, 0.995 averages over about 2 epochs.
     """
 
     model: str = "resnet18_dex"
@@ -125,6 +131,7 @@ class TrainConfig:
     align: str | None = "auto"
     label_sigma: float | None = None
     age_l1: float = 0.0
+    ema: float | None = None
 
     def __post_init__(self):
         if self.align == "auto":
@@ -336,6 +343,9 @@ class RunCheckpoint(keras.callbacks.Callback):
 
     state.json is written after last.keras (atomically, via a temporary file
     and `os.replace`), so a crash between the two at worst repeats an epoch.
+    With an optimizer that keeps a moving average of the weights
+    (`use_ema`), best.keras holds the averaged weights, the ones validation
+    scored (`keras.callbacks.SwapEMAWeights`); last.keras keeps the raw ones.
     """
 
     def __init__(self, run_dir, clock, monitor, best=None):
@@ -350,7 +360,7 @@ class RunCheckpoint(keras.callbacks.Callback):
             score = logs.get("loss")
         if score is not None and np.isfinite(score) and score < self.best:
             self.best = float(score)
-            _atomic_save(self.model, self.run_dir / "best.keras")
+            self._save_best()
         _atomic_save(self.model, self.run_dir / "last.keras")
         _write_json(
             self.run_dir / "state.json",
@@ -362,6 +372,20 @@ class RunCheckpoint(keras.callbacks.Callback):
                 "finished": False,
             },
         )
+
+
+    def _save_best(self):
+        if not getattr(self.model.optimizer, "use_ema", False):
+            _atomic_save(self.model, self.run_dir / "best.keras")
+            return
+        weights = self.model.trainable_weights
+        raw = [keras.ops.convert_to_numpy(w) for w in weights]
+        self.model.optimizer.finalize_variable_values(weights)  # the averages into the model
+        try:
+            _atomic_save(self.model, self.run_dir / "best.keras")
+        finally:
+            for w, value in zip(weights, raw):
+                w.assign(value)
 
 
 def _truncate_history(path, epochs_done):
@@ -430,7 +454,7 @@ def get_strategy(name):
 DEFAULT_WEIGHT_DECAY = {"adam": 0.0, "adamw": 1e-4, "sgd": 1e-4, "nadam": 0.0}
 
 
-def make_optimizer(name, lr, weight_decay=None):
+def make_optimizer(name, lr, weight_decay=None, ema=None):
     """A Keras optimizer by name.
 
     Args:
@@ -446,6 +470,8 @@ def make_optimizer(name, lr, weight_decay=None):
             instead adds weight_decay * w to the gradient (L2), so the same
             number regularises differently there. For sgd, Keras' decay is
             applied the same decoupled way.
+        ema: None, or the momentum in (0, 1) of a moving average of the
+            weights kept by the optimizer (`use_ema=True`, `ema_momentum`).
 
     Returns:
         A `keras.optimizers.Optimizer`.
@@ -456,13 +482,16 @@ def make_optimizer(name, lr, weight_decay=None):
     wd = DEFAULT_WEIGHT_DECAY[name] if weight_decay is None else float(weight_decay)
     if not (wd >= 0 and math.isfinite(wd)):
         raise ValueError(f"weight_decay must be a number >= 0 or None, got {weight_decay!r}")
+    if ema is not None and not 0.0 < float(ema) < 1.0:
+        raise ValueError(f"ema must be a momentum between 0 and 1 (e.g. 0.995) or None, got {ema!r}")
+    averaging = {"use_ema": True, "ema_momentum": float(ema)} if ema is not None else {}
     if name == "adam":
-        return keras.optimizers.Adam(lr, weight_decay=wd or None)
+        return keras.optimizers.Adam(lr, weight_decay=wd or None, **averaging)
     if name == "adamw":
-        return keras.optimizers.AdamW(lr, weight_decay=wd)
+        return keras.optimizers.AdamW(lr, weight_decay=wd, **averaging)
     if name == "sgd":
-        return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True, weight_decay=wd or None)
-    return keras.optimizers.Nadam(lr, weight_decay=wd or None)
+        return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True, weight_decay=wd or None, **averaging)
+    return keras.optimizers.Nadam(lr, weight_decay=wd or None, **averaging)
 
 
 # ----- train / evaluate ---------------------------------------------------------
@@ -493,7 +522,7 @@ def build_model(config: TrainConfig, age_min, num_classes, train_ages=None):
         age_min=age_min,
         **kwargs,
     )
-    model.compile(optimizer=make_optimizer(config.optimizer, config.lr, config.weight_decay),
+    model.compile(optimizer=make_optimizer(config.optimizer, config.lr, config.weight_decay, config.ema),
                   **recipe_compile_args(entry, model, num_classes, config.label_sigma, config.age_l1))
     return model
 
@@ -661,6 +690,8 @@ def _train(config: TrainConfig):
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resuming),
         RunCheckpoint(run_dir, clock, monitor, best=state.get("best") if resuming else None),
     ]
+    if getattr(model.optimizer, "use_ema", False):
+        callbacks.insert(0, keras.callbacks.SwapEMAWeights())  # validate the averaged weights
     if budget and config.verbose not in (0, "0"):
         callbacks.append(BudgetProgress(clock))
     if initial_epoch < epochs and not (budget and clock.elapsed() >= budget):
@@ -701,7 +732,14 @@ def _csv_columns(path):
         return next(csv.reader(f), [])
 
 
-def prediction_dataset(model, ds, image_size, batch_size=64, flip=False):
+#: The views of test-time averaging (`evaluate(..., tta=True)`, `predict --tta`):
+#: `(zoom, mirrored)` pairs for `prediction_dataset`. The zooms, a 59-pixel
+#: centre crop enlarged and a 3-pixel border added at 64 px, stay inside the
+#: training augmentation's +-10% zoom; every view is also mirrored.
+TTA_VIEWS = ((1.0, False), (1.0, True), (1.085, False), (1.085, True), (0.915, False), (0.915, True))
+
+
+def prediction_dataset(model, ds, image_size, batch_size=64, flip=False, zoom=1.0):
     """The tf.data pipeline that feeds `model` every face of `ds`, in order.
 
     Images (and landmarks when the model takes a "landmarks" input) without
@@ -715,19 +753,32 @@ def prediction_dataset(model, ds, image_size, batch_size=64, flip=False):
         flip: mirror every image (and its landmarks, left/right swapped:
             `agekeras.datasets.pipeline.mirror_landmarks`), for flip
             test-time augmentation.
+        zoom: scale every face about the image centre first
+            (`agekeras.datasets.pipeline.zoom_images`), for `TTA_VIEWS`.
 
     Returns:
         A `tf.data.Dataset` of `(inputs, labels)` batches.
     """
     import tensorflow as tf  # tf.data graphs are TensorFlow whatever the Keras backend
 
-    from agekeras.datasets.pipeline import make_tf_dataset, mirror_landmarks
+    from agekeras.datasets.pipeline import make_tf_dataset, mirror_landmarks, zoom_images
 
     needs_landmarks = "landmarks" in [t.name for t in model.inputs]
     data = make_tf_dataset(
         ds, image_size=image_size, batch_size=batch_size, training=False, augment=False,
         with_landmarks=needs_landmarks,
     )
+    if zoom != 1:
+
+        def scale(x, y):
+            if isinstance(x, dict):
+                x = dict(x)
+                x["image"], x["landmarks"] = zoom_images(x["image"], x["landmarks"], zoom)
+            else:
+                x = zoom_images(x, None, zoom)[0]
+            return x, y
+
+        data = data.map(scale)
     if not flip:
         return data
 
@@ -743,7 +794,7 @@ def prediction_dataset(model, ds, image_size, batch_size=64, flip=False):
     return data.map(mirror)
 
 
-def predict(model, ds, image_size, batch_size=64, with_labels=False, flip=False):
+def predict(model, ds, image_size, batch_size=64, with_labels=False, flip=False, zoom=1.0):
     """The model's outputs on every face of `ds`, in order (NumPy arrays).
 
     Args:
@@ -755,13 +806,17 @@ def predict(model, ds, image_size, batch_size=64, with_labels=False, flip=False)
             pipeline with each image, so that a file dropped at run time
             (unreadable after validation) cannot misalign predictions and labels.
         flip: predict the mirrored faces instead (see `prediction_dataset`).
+        zoom: predict the faces scaled about the centre (see `prediction_dataset`).
 
     Returns:
         The outputs (same structure as the model's), or `(outputs, labels)`.
     """
-    data = prediction_dataset(model, ds, image_size, batch_size, flip=flip)
+    data = prediction_dataset(model, ds, image_size, batch_size, flip=flip, zoom=zoom)
+    to_backend = keras.backend.backend() != "tensorflow"  # JAX and PyTorch take NumPy, not tf.Tensor
     outs, labels = [], []
     for x, y in data:
+        if to_backend:
+            x = keras.tree.map_structure(lambda t: t.numpy(), x)
         outs.append(model.predict_on_batch(x))
         labels.append({k: v.numpy() for k, v in y.items()})
     if not outs:
@@ -812,28 +867,31 @@ def load_run(run_dir, checkpoint="best.keras"):
     return model, config, saved
 
 
-def flip_average(plain, mirrored):
-    """Flip test-time averaging: the mean of every output on the faces and on
-    their mirror images (`predict(..., flip=True)`).
+def average_views(*views):
+    """Test-time averaging: the mean of every output over views of the same
+    faces (`predict(..., flip=True)`, `predict(..., zoom=...)`, `TTA_VIEWS`).
 
     Our heads decode `age` linearly from probabilities (the DEX expectation,
     CORAL's sum of rank probabilities), so the averaged `age` is also the age
     decoded from the averaged probabilities. Two outputs are averaged without
     that meaning: the `age` of a softmax head decoded by argmax (the mean of
-    two class ages), and raw `*_logits` (their mean is not the logit of the
+    class ages), and raw `*_logits` (their mean is not the logit of the
     mean probability): read `age` and the `*_probs` outputs.
 
     Args:
-        plain, mirrored: dicts of NumPy arrays from `predict`, same keys and shapes.
+        *views: dicts of NumPy arrays from `predict`, same keys and shapes
+            (at least one).
 
     Returns:
         dict of float64 arrays.
     """
-    return {k: (np.asarray(plain[k], "float64") + np.asarray(mirrored[k], "float64")) / 2.0 for k in plain}
+    if not views:
+        raise ValueError("average_views needs at least one view")
+    return {k: np.mean([np.asarray(v[k], "float64") for v in views], axis=0) for k in views[0]}
 
 
 def evaluate(run_dir, *, dataset=None, data_dir=None, splits=None, split="test", checkpoint="best.keras",
-             align="auto", flip=False):  # fmt: skip
+             align="auto", flip=False, tta=False):  # fmt: skip
     """Evaluate a run's checkpoint on a dataset's test split.
 
     Args:
@@ -844,9 +902,11 @@ def evaluate(run_dir, *, dataset=None, data_dir=None, splits=None, split="test",
         split: which split to evaluate ("test", "val" or "all" for the whole
             dataset when evaluating on another dataset).
         checkpoint: "best.keras" or "last.keras".
-        flip: flip test-time averaging (`flip_average`): every face is
+        flip: flip test-time averaging (`average_views`): every face is
             predicted as it is and mirrored, and the outputs are averaged.
             The metrics go to a file with the suffix `_flip`.
+        tta: average the six `TTA_VIEWS` instead (three zooms, each also
+            mirrored); the metrics go to a file with the suffix `_tta`.
         align: for another dataset, the face alignment applied to its photos
             before the model (a template of `agekeras.datasets.align`):
             "auto" uses the run's own (`TrainConfig.align`), None feeds the
@@ -883,14 +943,21 @@ def evaluate(run_dir, *, dataset=None, data_dir=None, splits=None, split="test",
         ds = splits[split]
         if split != "test":  # the test metrics in metrics.json stay
             suffix = f"_{split}"
+    if flip and tta:
+        raise ValueError("tta already averages the mirror images: pass flip or tta, not both")
     out, labels = predict(model, ds, config.image_size, config.batch_size, with_labels=True)
     if flip:
-        out = flip_average(out, predict(model, ds, config.image_size, config.batch_size, flip=True))
+        out = average_views(out, predict(model, ds, config.image_size, config.batch_size, flip=True))
         suffix += "_flip"
+    if tta:  # TTA_VIEWS[0] is the plain view, already in `out`
+        rest = [predict(model, ds, config.image_size, config.batch_size, flip=f, zoom=z) for z, f in TTA_VIEWS[1:]]
+        out = average_views(out, *rest)
+        suffix += "_tta"
     pred = np.asarray(out["age"], dtype="float64").reshape(-1)
     true = labels["age"].astype("float64")
     aligned = len(true) == len(ds)
-    result = {"checkpoint": ckpt.name, "dataset": dataset or config.dataset, "split": split, "flip": bool(flip)}
+    result = {"checkpoint": ckpt.name, "dataset": dataset or config.dataset, "split": split, "flip": bool(flip),
+              "tta": bool(tta)}
     result.update(M.age_metrics(true, pred))
     result["median_predictor_mae"] = M.mae(true, np.full_like(true, np.median(true)))
     result["unreadable"] = int(len(ds) - len(true))

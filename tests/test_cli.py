@@ -43,7 +43,7 @@ def test_quickstart_and_evaluate_end_to_end(tmp_path):
     assert json.loads((run / "metrics.json").read_text())["mae"] == pytest.approx(summary["mae"], abs=1e-3)
 
 
-def test_quickstart_with_a_data_dir_trains_the_cpu_recipe_and_scores_it_with_flip(tmp_path, monkeypatch, capsys):
+def test_quickstart_with_a_data_dir_trains_the_cpu_recipe_and_scores_it_with_flip_and_six_views(tmp_path, monkeypatch, capsys):
     from agekeras import training
     from agekeras.experiments.benchmark import CPU_RECIPE, CPU_RECIPE_MINUTES
 
@@ -53,17 +53,19 @@ def test_quickstart_with_a_data_dir_trains_the_cpu_recipe_and_scores_it_with_fli
         seen["config"] = config
         return {"mae": 6.0, "median_predictor_mae": 15.0, "n": 10}
 
-    def fake_evaluate(run, flip=False):
-        seen["flip"] = flip
+    def fake_evaluate(run, flip=False, tta=False):
+        seen.setdefault("views", []).append((flip, tta))
         return {"mae": 5.8}
 
     monkeypatch.setattr(training, "train", fake_train)
     monkeypatch.setattr(training, "evaluate", fake_evaluate)
     cli.main(["quickstart", "--data-dir", str(tmp_path), "--out", str(tmp_path / "qs")])
     config = seen["config"]
-    assert config.dataset == "utkface" and config.time_budget == CPU_RECIPE_MINUTES and seen["flip"] is True
+    assert config.dataset == "utkface" and config.time_budget == CPU_RECIPE_MINUTES
+    assert seen["views"] == [(True, False), (False, True)]  # scored with flip, then with the six views
     assert {k: getattr(config, k) for k in CPU_RECIPE} == CPU_RECIPE
-    assert "flip test-time averaging" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "flip test-time averaging" in out and "six views" in out
     cli.main(["quickstart", "--data-dir", str(tmp_path), "--minutes", "2", "--out", str(tmp_path / "qs")])
     assert seen["config"].time_budget == 2
 
@@ -73,3 +75,19 @@ def test_quickstart_draws_about_one_face_per_training_example():
 
     assert quickstart_faces(3) == 3 * 60 * QUICKSTART_FACES_PER_SECOND == 36_000
     assert quickstart_faces(0.1) == 2_000 and quickstart_faces(60) == 40_000
+
+
+def test_evaluate_tta_and_flip_options(tmp_path, monkeypatch):
+    from agekeras import training
+
+    seen = {}
+
+    def fake_evaluate(run, **kw):
+        seen.update(kw)
+        return {"mae": 5.5}
+
+    monkeypatch.setattr(training, "evaluate", fake_evaluate)
+    cli.main(["evaluate", "--run", str(tmp_path), "--tta"])
+    assert seen["tta"] is True and seen["flip"] is False
+    with pytest.raises(SystemExit):  # tta already holds the mirror images
+        cli.main(["evaluate", "--run", str(tmp_path), "--tta", "--flip"])

@@ -148,6 +148,18 @@ def test_predict_flip_averages_each_face_and_its_mirror_image(photos):
     assert both["age"] == pytest.approx((plain["age"] + mirrored["age"]) / 2, abs=0.011)  # ages are printed to 0.01
     # A landmarks model gets the mirrored landmarks; aligned faces run too.
     assert len(inference.predict(folder / "face.jpg", landmark_model(), detector=det, flip=True)) == 1
+    # tta: the mean over the six views of TTA_VIEWS, each made from the face as the evaluation pipeline makes it.
+    from agekeras.datasets.pipeline import zoom_images
+    from agekeras.training import TTA_VIEWS
+
+    views = []
+    for zoom, flip in TTA_VIEWS:
+        view = np.asarray(zoom_images(face[None].astype("float32"), None, zoom)[0])
+        views.append(float(np.asarray(model.predict_on_batch(view[:, :, ::-1] if flip else view)["age"]).ravel()[0]))
+    assert inference.predict(face, model, align=None, tta=True)[0]["age"] == pytest.approx(np.mean(views), abs=0.011)
+    assert len(inference.predict(folder / "face.jpg", landmark_model(), detector=det, tta=True)) == 1
+    with pytest.raises(ValueError, match="not both"):
+        inference.predict(face, model, align=None, flip=True, tta=True)
 
 
 def test_spread_of_dex_and_coral_distributions():

@@ -12,8 +12,9 @@ import keras
 import numpy as np
 import pytest
 
+from agekeras.datasets.pipeline import zoom_images
 from agekeras.training import (
-    ProgressSchedule, TrainConfig, evaluate, load_run, load_splits, predict, prediction_dataset, train,
+    TTA_VIEWS, ProgressSchedule, TrainConfig, evaluate, load_run, load_splits, predict, prediction_dataset, train,
 )
 
 TINY = dict(dataset="synthetic", dataset_kwargs={"n": 160}, image_size=32, batch_size=32, verbose=0)
@@ -147,6 +148,15 @@ def test_evaluate_reloads_with_safe_mode_and_rejects_other_runs(tmp_path):
     np.testing.assert_array_equal(np.asarray(mirror_x), np.asarray(plain_x)[:, :, ::-1])
     assert not np.array_equal(np.asarray(mirror_x), np.asarray(plain_x))
     assert not json.loads((run / "metrics.json").read_text())["flip"]
+    # Six views: three zooms about the centre, each also mirrored; the zoomed pipeline feeds `zoom_images` of the plain one.
+    tta = evaluate(run, tta=True)
+    ages = [predict(model, test, 32, flip=f, zoom=z)["age"].reshape(-1) for z, f in TTA_VIEWS]
+    assert tta["mae"] == pytest.approx(np.mean(np.abs(np.mean(ages, axis=0) - test.age)), abs=1e-4)
+    assert tta["tta"] and not tta["flip"] and (run / "metrics_tta.json").exists()
+    zoomed_x, _ = next(iter(prediction_dataset(model, test, 32, 8, zoom=1.085)))
+    np.testing.assert_allclose(np.asarray(zoomed_x), np.asarray(zoom_images(plain_x, None, 1.085)[0]), atol=1e-4)
+    with pytest.raises(ValueError, match="not both"):
+        evaluate(run, flip=True, tta=True)
     with pytest.raises(ValueError, match="split must be one of"):
         evaluate(run, split="validation")
     with pytest.raises(ValueError, match="holds a run of resnet18_coral"):
@@ -177,6 +187,47 @@ def test_loss_recipe_label_sigma_and_age_l1(tmp_path):
     result = train(TrainConfig(model="resnet18_dex", epochs=1, label_sigma=2.0, age_l1=0.1, out=str(run), **TINY))
     assert json.loads((run / "config.json").read_text())["train"]["label_sigma"] == 2.0
     assert evaluate(run)["mae"] == pytest.approx(result["mae"], abs=1e-4)
+
+
+def test_ema_optimizer_and_best_checkpoint_hold_the_moving_average(tmp_path):
+    from agekeras.training import RunCheckpoint, TrainingClock, make_optimizer
+
+    for bad in (0.0, 1.0, 1.5, -0.1):
+        with pytest.raises(ValueError, match="ema must be a momentum"):
+            make_optimizer("adam", 1e-3, ema=bad)
+    assert not make_optimizer("sgd", 1e-3).use_ema
+    momentum = 0.6
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.Dense(1)])
+    model.compile(optimizer=make_optimizer("adam", 0.1, ema=momentum), loss="mse")
+    x, y = np.random.default_rng(0).normal(size=(16, 3)).astype("float32"), np.ones((16, 1), "float32")
+    average = None
+    for _ in range(4):  # the NumPy reference: avg <- m * avg + (1 - m) * w after each step, avg = w after the first
+        model.train_on_batch(x, y)
+        raw = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
+        average = raw if average is None else [momentum * a + (1 - momentum) * w for a, w in zip(average, raw)]
+    checkpoint = RunCheckpoint(tmp_path, TrainingClock(), "val_age_mae")
+    checkpoint.set_model(model)
+    checkpoint.on_epoch_end(0, {"val_age_mae": 1.0})
+    best = keras.saving.load_model(tmp_path / "best.keras", safe_mode=True)
+    last = keras.saving.load_model(tmp_path / "last.keras", safe_mode=True)
+    for b, l, m, a, r in zip(best.trainable_weights, last.trainable_weights, model.trainable_weights, average, raw):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(b), a, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(l), r)  # last.keras and the model keep the raw weights
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(m), r)
+    assert not np.allclose(average[0], raw[0])
+    assert last.optimizer.use_ema and last.optimizer.ema_momentum == momentum
+
+
+@pytest.mark.slow
+def test_ema_run_validates_and_keeps_the_averaged_weights(tmp_path):
+    run = tmp_path / "run"
+    train(TrainConfig(model="resnet18_dex", epochs=3, ema=0.7, out=str(run), **TINY))
+    state, rows = json.loads((run / "state.json").read_text()), _history(run)
+    assert state["best"] == pytest.approx(min(float(r["val_age_mae"]) for r in rows))
+    # Validation scored the averaged weights, and best.keras holds those same weights.
+    assert evaluate(run, split="val")["mae"] == pytest.approx(state["best"], rel=1e-3)
+    assert json.loads((run / "config.json").read_text())["train"]["ema"] == 0.7
 
 
 @pytest.mark.slow

@@ -285,6 +285,52 @@ def mirror_landmarks(landmarks, width):
     return tf.stack([float(width) - 1.0 - mirrored[..., 0], mirrored[..., 1]], axis=-1)
 
 
+def zoom_images(images, landmarks, zoom):
+    """Scale a batch's faces about the image centre, keeping the image size.
+
+    A test-time view: `zoom` > 1 enlarges a centred crop of
+    `round(side / zoom)` pixels to the full size; `zoom` < 1 adds a mirrored
+    border of `round(side * (1 / zoom - 1) / 2)` pixels on every side and
+    shrinks the result back; 1 returns the batch unchanged. Both resizes are
+    bilinear. The landmarks move with the pixels.
+
+    Args:
+        images: float `(batch, height, width, channels)`.
+        landmarks: `(batch, points, 2)` (x, y) pixels, or None.
+        zoom: scale factor > 0.
+
+    Returns:
+        `(images, landmarks)`: float32 images of the same shape, float32
+        landmarks (or None).
+
+    Example:
+        >>> x = tf.zeros((2, 64, 64, 3))
+        >>> zoom_images(x, None, 1.085)[0].shape
+        TensorShape([2, 64, 64, 3])
+    """
+    if not zoom > 0:
+        raise ValueError(f"zoom must be > 0, got {zoom!r}")
+    images = tf.cast(images, "float32")
+    if zoom == 1:
+        return images, None if landmarks is None else tf.cast(landmarks, "float32")
+    height, width = int(images.shape[1]), int(images.shape[2])
+    if zoom > 1:
+        crop_h, crop_w = round(height / zoom), round(width / zoom)
+        top, left = (height - crop_h) // 2, (width - crop_w) // 2
+        source = images[:, top:top + crop_h, left:left + crop_w]
+    else:
+        pad_h, pad_w = round(height * (1 / zoom - 1) / 2), round(width * (1 / zoom - 1) / 2)
+        top, left, crop_h, crop_w = -pad_h, -pad_w, height + 2 * pad_h, width + 2 * pad_w
+        source = tf.pad(images, [[0, 0], [pad_h, pad_h], [pad_w, pad_w], [0, 0]], mode="SYMMETRIC")
+    out = tf.image.resize(source, (height, width), method="bilinear")
+    if landmarks is None:
+        return out, None
+    # Pixel centres to continuous coordinates and back (as `_resize_array` does).
+    points = tf.cast(landmarks, "float32") + 0.5
+    points = (points - [float(left), float(top)]) * [width / crop_w, height / crop_h]
+    return out, points - 0.5
+
+
 def steps_per_epoch(n, batch_size, drop_remainder=False):
     """Batches in one pass over `n` rows.
 

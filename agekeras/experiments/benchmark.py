@@ -56,7 +56,8 @@ DEFAULT_TIME_BUDGET = 15.0
 
 #: The best from-scratch recipe found for 15 CPU-minutes on utkface-dev at 64 px
 #: (the README's "Results"): `TrainConfig` fields, trained for `CPU_RECIPE_MINUTES`
-#: and scored with flip test-time averaging. `quickstart --data-dir` trains it.
+#: and scored with flip test-time averaging and with the six views of `agekeras.training.TTA_VIEWS`.
+#: `quickstart --data-dir` trains it.
 CPU_RECIPE = {"model": "resnet18_dex", "image_size": 64, "batch_size": 64, "label_sigma": 2.0, "age_l1": 1.0}
 CPU_RECIPE_MINUTES = 15.0
 
@@ -115,7 +116,7 @@ class BenchmarkSpec:
         cross: `(dataset, data_dir)` pairs evaluated on their whole data.
         model_args: model -> extra builder arguments.
         flip: also report the test MAE with flip test-time averaging
-            (`agekeras.training.flip_average`), as `mae_flip`.
+            (`agekeras.training.average_views`), as `mae_flip`.
     """
 
     models: tuple

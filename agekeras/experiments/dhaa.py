@@ -36,7 +36,7 @@ from agekeras.experiments.course import LANDMARKS_CSV
 from agekeras.layers import AlignedRegionPooling
 from agekeras.layers.aligned_region_pooling import DEFAULT_REGIONS, canonical_landmarks
 from agekeras.models.dhaa import SUB_NETWORKS, build_dhaa
-from agekeras.training import flip_average, load_run, predict, prediction_dataset, train
+from agekeras.training import average_views, load_run, predict, prediction_dataset, train
 
 # ----- the paper's numbers ---------------------------------------------------------
 
@@ -207,7 +207,7 @@ def flip_averaged_outputs(model, ds, image_size, batch_size=64, plain=None):
 
     Every output is the mean of the outputs on the image and on its mirror
     image (landmarks mirrored and left/right swapped, see
-    `agekeras.training.prediction_dataset` and `agekeras.training.flip_average`),
+    `agekeras.training.prediction_dataset` and `agekeras.training.average_views`),
     so `age` is the expectation of the averaged `age_probs` (Sec. 4.2: the
     prediction of the test image and of its flipped copy are averaged).
 
@@ -223,7 +223,7 @@ def flip_averaged_outputs(model, ds, image_size, batch_size=64, plain=None):
     """
     if plain is None:
         plain = predict(model, ds, image_size, batch_size)
-    return flip_average(plain, predict(model, ds, image_size, batch_size, flip=True))
+    return average_views(plain, predict(model, ds, image_size, batch_size, flip=True))
 
 
 def evaluate_with_flip(run_dir, ds, checkpoint="best.keras", batch_size=64):

@@ -503,3 +503,29 @@ def test_landmark_pipeline_uses_geometric_augmentation_reproducibly():
     moved = np.abs(a - points[ages.astype(int)]).max(axis=(1, 2))
     assert np.all(moved > 0.01)  # every face got its own similarity
 
+
+
+@pytest.mark.parametrize("zoom", [1.085, 0.915, 1.3, 0.8])
+def test_zoom_images_moves_the_landmarks_with_the_pixels(zoom):
+    size, marks = 64, np.array([[[20.0, 25.0], [45.0, 30.0], [32.0, 41.0]]], "float32")  # (x, y) pixel indices
+    image = np.zeros((1, size, size, 3), "float32")
+    for x, y in marks[0].astype(int):
+        image[0, y - 1:y + 2, x - 1:x + 2] = 255.0  # a bright 3x3 blob centred on each landmark
+    out, moved = (np.asarray(t) for t in pipeline.zoom_images(image, marks, zoom))
+    assert out.shape == image.shape
+    centre = (size - 1) / 2  # in pixel indices; the crop's whole-pixel rounding moves points by < 1 px
+    np.testing.assert_allclose(moved, (marks - centre) * zoom + centre, atol=1.0)
+    ys, xs = np.mgrid[:size, :size]
+    for x, y in moved[0]:  # the blob's brightness centroid is where the landmark went
+        near = out[0, ..., 0] * ((np.abs(xs - x) <= 4) & (np.abs(ys - y) <= 4))
+        assert (near * xs).sum() / near.sum() == pytest.approx(x, abs=0.25)
+        assert (near * ys).sum() / near.sum() == pytest.approx(y, abs=0.25)
+
+
+def test_zoom_images_keeps_a_unit_zoom_and_rejects_bad_ones():
+    image = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype("float32")
+    same, none = pipeline.zoom_images(image, None, 1.0)
+    np.testing.assert_array_equal(np.asarray(same), image)
+    assert none is None
+    with pytest.raises(ValueError, match="zoom must be > 0"):
+        pipeline.zoom_images(image, None, 0.0)
