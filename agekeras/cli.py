@@ -47,11 +47,7 @@ def _parser():
     _data_args(e, default_dataset=None)
     e.add_argument("--split", default="test", choices=["test", "val", "all"])
     e.add_argument("--checkpoint", default="best.keras", choices=["best.keras", "last.keras"])
-    views = e.add_mutually_exclusive_group()
-    views.add_argument("--flip", action="store_true",
-                       help="flip test-time averaging: average the predictions of each face and its mirror image")
-    views.add_argument("--tta", action="store_true",
-                       help="test-time averaging over six views: three zooms (1, 1.085, 0.915), each also mirrored")
+    _view_args(e)
     e.add_argument("--align", default="auto", choices=ALIGN_CHOICES,
                    help="another dataset's photos: detect + align faces like the training crops "
                         "(auto: the run's convention; none: photos as they are)")
@@ -69,11 +65,7 @@ def _parser():
     pr.add_argument("--min-confidence", type=float, default=0.9)
     pr.add_argument("--batch-size", type=int, default=32)
     pr.add_argument("--no-cache", action="store_true", help="do not keep the detections of files in the cache")
-    pviews = pr.add_mutually_exclusive_group()
-    pviews.add_argument("--flip", action="store_true",
-                        help="flip test-time averaging: average the predictions of each face and its mirror image")
-    pviews.add_argument("--tta", action="store_true",
-                        help="test-time averaging over six views: three zooms (1, 1.085, 0.915), each also mirrored")
+    _view_args(pr)
 
     x = sub.add_parser("export", help="export a run's model: aligned uint8 face crops in, ages out")
     x.add_argument("--run", required=True, metavar="RUN_DIR")
@@ -163,6 +155,15 @@ def _config_args(p):
         elif f.name == "verbose":
             kind = str
         p.add_argument(flag, dest=f.name, type=kind, default=default, choices=_CHOICES.get(f.name), help=help_text)
+
+
+def _view_args(p):
+    """--flip or --tta: the test-time views averaged (`agekeras.training.averaged_views`)."""
+    views = p.add_mutually_exclusive_group()
+    views.add_argument("--flip", action="store_true",
+                       help="flip test-time averaging: average the predictions of each face and its mirror image")
+    views.add_argument("--tta", action="store_true",
+                       help="test-time averaging over six views: three zooms (1, 1.085, 0.915), each also mirrored")
 
 
 def _data_args(p, default_dataset):

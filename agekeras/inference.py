@@ -257,8 +257,9 @@ def predict(images_or_paths, model_or_run, *, align="auto", detector=None, min_c
     >>> faces = predict("photo.jpg", "runs/r18")  # doctest: +SKIP
     >>> [(f["age"], f["box"]) for f in faces]     # doctest: +SKIP
     """
-    if flip and tta:
-        raise ValueError("tta already averages the mirror images: pass flip or tta, not both")
+    from agekeras.training import averaged_views
+
+    views = averaged_views(flip, tta)
     predictor = load_predictor(model_or_run, align=align)
     items = _items(images_or_paths)
     result = PredictResult()
@@ -329,7 +330,7 @@ def predict(images_or_paths, model_or_run, *, align="auto", detector=None, min_c
         faces = []
         if crops:
             outputs, seconds = _run_model(predictor, np.stack(crops), np.stack(points).astype("float32"), batch_size,
-                                          flip=flip, tta=tta)
+                                          views)
             stats["model_seconds"] += seconds
             dist = age_distribution(outputs)
             std, interval = spread(dist, outputs["age"]) if dist is not None else (None, None)
@@ -380,13 +381,13 @@ def _items(images_or_paths):
     return out
 
 
-def _run_model(predictor, crops, points, batch_size, flip=False, tta=False):
+def _run_model(predictor, crops, points, batch_size, views=((1.0, False),)):
     """Resize aligned crops to the model's size like the input pipeline, run
-    the model in batches (with `flip`, also on the mirror images; with `tta`,
-    on every view of `TTA_VIEWS`; the views averaged); returns (outputs dict
-    of NumPy arrays, seconds)."""
+    the model in batches on every `(zoom, mirrored)` view
+    (`agekeras.training.averaged_views`), average the views; returns
+    (outputs dict of NumPy arrays, seconds)."""
     from agekeras.datasets.pipeline import _resize_array, mirror_landmarks, zoom_images
-    from agekeras.training import TTA_VIEWS, average_views
+    from agekeras.training import average_views
 
     images, pts = _resize_array(crops, points, (predictor.image_size, predictor.image_size))
     tic = time.perf_counter()
@@ -406,7 +407,6 @@ def _run_model(predictor, crops, points, batch_size, flip=False, tta=False):
             parts.append({k: np.asarray(v) for k, v in out.items()})
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
-    views = TTA_VIEWS if tta else ((1.0, False), (1.0, True)) if flip else ((1.0, False),)
     outputs = [run(images, pts, zoom, mirrored) for zoom, mirrored in views]
     if len(outputs) == 1:
         return outputs[0], time.perf_counter() - tic

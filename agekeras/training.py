@@ -739,6 +739,14 @@ def _csv_columns(path):
 TTA_VIEWS = ((1.0, False), (1.0, True), (1.085, False), (1.085, True), (0.915, False), (0.915, True))
 
 
+def averaged_views(flip=False, tta=False):
+    """The `(zoom, mirrored)` views to average: the face alone, with its
+    mirror image (`flip`), or `TTA_VIEWS` (`tta`); the first is the plain face."""
+    if flip and tta:
+        raise ValueError("tta already averages the mirror images: pass flip or tta, not both")
+    return TTA_VIEWS if tta else ((1.0, False), (1.0, True)) if flip else ((1.0, False),)
+
+
 def prediction_dataset(model, ds, image_size, batch_size=64, flip=False, zoom=1.0):
     """The tf.data pipeline that feeds `model` every face of `ds`, in order.
 
@@ -943,16 +951,12 @@ def evaluate(run_dir, *, dataset=None, data_dir=None, splits=None, split="test",
         ds = splits[split]
         if split != "test":  # the test metrics in metrics.json stay
             suffix = f"_{split}"
-    if flip and tta:
-        raise ValueError("tta already averages the mirror images: pass flip or tta, not both")
+    views = averaged_views(flip, tta)
     out, labels = predict(model, ds, config.image_size, config.batch_size, with_labels=True)
-    if flip:
-        out = average_views(out, predict(model, ds, config.image_size, config.batch_size, flip=True))
-        suffix += "_flip"
-    if tta:  # TTA_VIEWS[0] is the plain view, already in `out`
-        rest = [predict(model, ds, config.image_size, config.batch_size, flip=f, zoom=z) for z, f in TTA_VIEWS[1:]]
+    if len(views) > 1:  # views[0] is the plain face, already in `out`
+        rest = [predict(model, ds, config.image_size, config.batch_size, flip=f, zoom=z) for z, f in views[1:]]
         out = average_views(out, *rest)
-        suffix += "_tta"
+        suffix += "_tta" if tta else "_flip"
     pred = np.asarray(out["age"], dtype="float64").reshape(-1)
     true = labels["age"].astype("float64")
     aligned = len(true) == len(ds)
