@@ -18,6 +18,7 @@ import argparse
 import json
 import logging
 import os
+import pathlib
 import sys
 
 
@@ -39,6 +40,10 @@ def _parser():
                    help="extra model builder argument (JSON value), repeatable")
     t.add_argument("--dataset-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="extra dataset reader argument (JSON value), e.g. n=4000 for synthetic")
+    t.add_argument("--augment", dest="augment_factors", action="append", default=[], metavar="KEY=VALUE",
+                   help="change one training augmentation factor (flip, rotation as a fraction of a turn, "
+                        "translation, zoom, brightness, contrast; 0 turns it off), repeatable, e.g. "
+                        "--augment zoom=0.05 --augment rotation=0")
     t.add_argument("--virtual-cpus", type=int, default=0,
                    help="split the CPU into N logical devices (to try --strategy mirrored without GPUs)")
 
@@ -210,6 +215,10 @@ def cmd_train(a):
         _virtual_cpus(a.virtual_cpus)
     values = {f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig) if f.name not in _NOT_OPTIONS}
     values["verbose"] = int(a.verbose) if str(a.verbose).isdigit() else a.verbose
+    if a.augment_factors:
+        if not a.augment:
+            raise SystemExit("--augment KEY=VALUE changes a factor; it cannot be combined with --no-augment")
+        values["augment"] = _kv(a.augment_factors)
     if a.epochs is None:
         values["epochs"] = None if a.time_budget is not None else TrainConfig().epochs
     config = TrainConfig(
@@ -321,10 +330,10 @@ def cmd_quickstart(a):
     if a.data_dir:
         flipped = evaluate(a.out, flip=True)
         print(f"test MAE with flip test-time averaging (each face and its mirror image): {flipped['mae']:.2f} years "
-              f"({a.out}/metrics_flip.json)")
+              f"({flipped['metrics_file']})")
         views = evaluate(a.out, tta=True)
         print(f"test MAE averaged over six views (three zooms, each also mirrored): {views['mae']:.2f} years "
-              f"({a.out}/metrics_tta.json)")
+              f"({views['metrics_file']})")
 
 
 def _report(run_dir, result):
@@ -332,8 +341,10 @@ def _report(run_dir, result):
             "faces_missed")
     summary = {k: round(v, 4) if isinstance(v, float) else v for k, v in result.items() if k in keys}
     print(json.dumps(summary))
-    print(f"metrics:  {os.path.join(run_dir, 'metrics.json')}")
-    print(f"figures:  {os.path.join(run_dir, 'figures')}/ (curves.png, pred_vs_true.png, mae_by_age.png)")
+    metrics_file = pathlib.Path(result.get("metrics_file", os.path.join(run_dir, "metrics.json")))
+    suffix = metrics_file.stem.removeprefix("metrics")  # "_flip" for metrics_flip.json
+    print(f"metrics:  {metrics_file}")
+    print(f"figures:  {os.path.join(run_dir, 'figures')}/ (curves.png, pred_vs_true{suffix}.png, mae_by_age{suffix}.png)")
     print(f"model:    {os.path.join(run_dir, 'best.keras')}")
 
 

@@ -71,7 +71,11 @@ class TrainConfig:
         strategy: "default", "mirrored" or "multiworker" (reads TF_CONFIG).
         mixed_precision: mixed precision: "mixed_float16" on a GPU,
             "mixed_bfloat16" on a CPU (`mixed_precision_policy`).
-        augment: augmentation during training (see the input pipeline).
+        augment: augmentation during training: True for the input
+            pipeline's default factors (`agekeras.datasets.pipeline.
+            DEFAULT_AUGMENT`: mirror, +-10 degrees, 5% shifts, 10% zoom),
+            False for none, or a dict overriding some of them, e.g.
+            `{"rotation": 0, "zoom": 0.05}`.
         val_fraction: share of the training split held out for validation
             (model selection); 0 disables validation and best.keras tracks
             the training loss.
@@ -120,7 +124,7 @@ class TrainConfig:
     out: str = "runs/run"
     strategy: str = "default"
     mixed_precision: bool = False
-    augment: bool = True
+    augment: bool | dict = True
     val_fraction: float = 0.1
     cache: bool = True
     max_train: int | None = None
@@ -137,6 +141,10 @@ class TrainConfig:
     def __post_init__(self):
         if self.align == "auto":
             self.align = DATASET_ALIGNMENT.get(self.dataset)
+        if not isinstance(self.augment, bool):  # fail on unknown factors now, not after the data has loaded
+            from agekeras.datasets.pipeline import augment_factors
+
+            augment_factors(self.augment)
 
     def to_json(self):
         return dataclasses.asdict(self)
@@ -409,10 +417,9 @@ def _atomic_save(model, path):
 
 
 def _write_json(path, obj):
-    path = pathlib.Path(path)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=_json_default))
-    os.replace(tmp, path)
+    from agekeras.datasets.validate import write_json_atomic
+
+    write_json_atomic(path, obj, indent=2, default=_json_default)
 
 
 def _json_default(o):
@@ -925,7 +932,9 @@ def evaluate(run_dir, *, dataset=None, data_dir=None, splits=None, split="test",
         The metrics dict, also written to `metrics.json` (or
         `metrics_<split>.json` for another split of the run's dataset,
         `metrics_<dataset>.json`, `metrics_<dataset>_<align>.json` for
-        another dataset).
+        another dataset, each with `_flip` or `_tta` after test-time
+        averaging). The returned dict also names that file
+        (`"metrics_file"`).
     """
     run_dir = pathlib.Path(run_dir)
     model, config, saved = load_run(run_dir, checkpoint)
@@ -979,13 +988,14 @@ def evaluate(run_dir, *, dataset=None, data_dir=None, splits=None, split="test",
     from agekeras import plots
 
     result["by_age"] = plots.error_by_age(true, pred)
-    _write_json(run_dir / f"metrics{suffix}.json", result)
+    metrics_file = run_dir / f"metrics{suffix}.json"
+    _write_json(metrics_file, result)
     _write_predictions(run_dir / f"predictions{suffix}.csv", ds if aligned else None, true, pred, labels)
     figs = run_dir / "figures"
     figs.mkdir(exist_ok=True)
     plots.plot_predictions(true, pred, save_to=figs / f"pred_vs_true{suffix}.png")
     plots.plot_error_by_age(true, pred, save_to=figs / f"mae_by_age{suffix}.png")
-    return result
+    return {**result, "metrics_file": str(metrics_file)}
 
 
 def _by_group(true, pred, codes, names):

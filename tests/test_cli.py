@@ -55,7 +55,7 @@ def test_quickstart_with_a_data_dir_trains_the_cpu_recipe_and_scores_it_with_fli
 
     def fake_evaluate(run, flip=False, tta=False):
         seen.setdefault("views", []).append((flip, tta))
-        return {"mae": 5.8}
+        return {"mae": 5.8, "metrics_file": f"{run}/metrics_{'tta' if tta else 'flip'}.json"}
 
     monkeypatch.setattr(training, "train", fake_train)
     monkeypatch.setattr(training, "evaluate", fake_evaluate)
@@ -65,7 +65,7 @@ def test_quickstart_with_a_data_dir_trains_the_cpu_recipe_and_scores_it_with_fli
     assert seen["views"] == [(True, False), (False, True)]  # scored with flip, then with the six views
     assert {k: getattr(config, k) for k in CPU_RECIPE} == CPU_RECIPE
     out = capsys.readouterr().out
-    assert "flip test-time averaging" in out and "six views" in out
+    assert "flip test-time averaging" in out and "six views" in out and "qs/metrics_tta.json" in out
     cli.main(["quickstart", "--data-dir", str(tmp_path), "--minutes", "2", "--out", str(tmp_path / "qs")])
     assert seen["config"].time_budget == 2
 
@@ -77,17 +77,37 @@ def test_quickstart_draws_about_one_face_per_training_example():
     assert quickstart_faces(0.1) == 2_000 and quickstart_faces(60) == 40_000
 
 
-def test_evaluate_tta_and_flip_options(tmp_path, monkeypatch):
+def test_evaluate_tta_and_flip_options(tmp_path, monkeypatch, capsys):
     from agekeras import training
 
     seen = {}
 
     def fake_evaluate(run, **kw):
         seen.update(kw)
-        return {"mae": 5.5}
+        return {"mae": 5.5, "metrics_file": f"{run}/metrics_tta.json"}
 
     monkeypatch.setattr(training, "evaluate", fake_evaluate)
     cli.main(["evaluate", "--run", str(tmp_path), "--tta"])
     assert seen["tta"] is True and seen["flip"] is False
+    out = capsys.readouterr().out  # the report names the file the six-view metrics went to, and its figures
+    assert f"metrics:  {tmp_path}/metrics_tta.json" in out and "pred_vs_true_tta.png" in out
     with pytest.raises(SystemExit):  # tta already holds the mirror images
         cli.main(["evaluate", "--run", str(tmp_path), "--tta", "--flip"])
+
+
+def test_augment_factors_reach_the_config_and_bad_ones_fail_early(tmp_path, monkeypatch):
+    from agekeras import training
+
+    seen = {}
+    monkeypatch.setattr(training, "train", lambda config: seen.setdefault("config", config) and {"mae": 6.0})
+    monkeypatch.setattr(cli, "_report", lambda *a: None)
+    cli.main(["train", "--model", "resnet18_dex", "--out", str(tmp_path), "--augment", "zoom=0.05",
+              "--augment", "rotation=0"])
+    assert seen["config"].augment == {"zoom": 0.05, "rotation": 0}
+    seen.clear()
+    cli.main(["train", "--model", "resnet18_dex", "--out", str(tmp_path), "--no-augment"])
+    assert seen["config"].augment is False
+    with pytest.raises(SystemExit, match="cannot be combined"):
+        cli.main(["train", "--model", "resnet18_dex", "--out", str(tmp_path), "--no-augment", "--augment", "zoom=0"])
+    with pytest.raises(ValueError, match="Unknown augmentation keys"):  # before any data is read
+        cli.main(["train", "--model", "resnet18_dex", "--out", str(tmp_path), "--augment", "blur=1"])

@@ -140,7 +140,7 @@ def test_evaluate_reloads_with_safe_mode_and_rejects_other_runs(tmp_path):
     test = load_splits(config)[0]["test"]
     both = [predict(model, test, 32)["age"].reshape(-1), predict(model, test, 32, flip=True)["age"].reshape(-1)]
     assert flipped["mae"] == pytest.approx(np.mean(np.abs((both[0] + both[1]) / 2 - test.age)), abs=1e-4)
-    assert flipped["flip"] and (run / "metrics_flip.json").exists()
+    assert flipped["flip"] and flipped["metrics_file"] == str(run / "metrics_flip.json")
     # The mirrored pipeline feeds each face reversed along its width. (A tiny
     # model can predict the same age for a face and its mirror, so the MAE
     # alone cannot show that the images were flipped.)
@@ -152,7 +152,8 @@ def test_evaluate_reloads_with_safe_mode_and_rejects_other_runs(tmp_path):
     tta = evaluate(run, tta=True)
     ages = [predict(model, test, 32, flip=f, zoom=z)["age"].reshape(-1) for z, f in TTA_VIEWS]
     assert tta["mae"] == pytest.approx(np.mean(np.abs(np.mean(ages, axis=0) - test.age)), abs=1e-4)
-    assert tta["tta"] and not tta["flip"] and (run / "metrics_tta.json").exists()
+    assert tta["tta"] and not tta["flip"] and tta["metrics_file"] == str(run / "metrics_tta.json")
+    assert json.loads((run / "metrics_tta.json").read_text())["mae"] == tta["mae"]
     zoomed_x, _ = next(iter(prediction_dataset(model, test, 32, 8, zoom=1.085)))
     np.testing.assert_allclose(np.asarray(zoomed_x), np.asarray(zoom_images(plain_x, None, 1.085)[0]), atol=1e-4)
     with pytest.raises(ValueError, match="not both"):

@@ -181,7 +181,7 @@ def make_tf_dataset(
     if len(ds) == 0:
         raise ValueError(f"Dataset {ds.name!r} is empty.")
     size = _image_size(image_size)
-    config = _augment_config(augment, training, with_landmarks)
+    config = augment_factors(augment, training)
     deterministic = (not training) if deterministic is None else bool(deterministic)
     labels = {
         "age": ds.age.astype("float32"),
@@ -357,8 +357,24 @@ def _image_size(image_size):
     return size
 
 
-def _augment_config(augment, training, with_landmarks):
-    """The augmentation factors to use, or None for no augmentation."""
+def augment_factors(augment, training=True):
+    """The augmentation factors `augment` stands for, or None for none.
+
+    Args:
+        augment: as in `make_tf_dataset`: True, False, None ("`training`")
+            or a dict overriding some of `DEFAULT_AUGMENT`'s factors.
+        training: what None stands for.
+
+    Returns:
+        A full dict of factors, or None when every factor is off.
+
+    Raises:
+        ValueError: a dict with unknown keys. TypeError: anything else.
+
+    Example:
+        >>> augment_factors({"rotation": 0, "zoom": 0.05})["zoom"]
+        0.05
+    """
     if augment is None:
         augment = training
     if augment is False:

@@ -43,16 +43,22 @@ _TF_SAFE = {"JPEG": {"L", "RGB"}, "PNG": {"L", "RGB", "RGBA"}}
 _sizes: dict[str, tuple[int, int]] = {}  # absolute path -> (height, width)
 
 
-def write_json_atomic(path, obj) -> None:
+def write_json_atomic(path, obj, **dump_kwargs) -> None:
     """Writes `obj` as JSON to `path` through a private temporary file in the
     same folder and `os.replace`: a reader never sees half a file, and two
-    processes saving at once do not overwrite each other's temporary file."""
+    processes saving at once do not overwrite each other's temporary file.
+    `dump_kwargs` go to `json.dump` (e.g. `indent=2`, `default=`); if it
+    fails, the old file stays and the temporary one is removed."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f)
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, **dump_kwargs)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def cache_dir() -> pathlib.Path:

@@ -144,3 +144,12 @@ def test_load_with_odd_and_broken_files(tmp_path):
     assert sum("agekeras-cache" in p for p in ds.paths) == len(fixtures.ODD_FORMATS)
     raw = datasets.load("utkface", tmp_path, validate=False)
     assert len(raw) == len(ds) + len(fixtures.BAD_FILES)
+
+
+def test_atomic_json_keeps_the_old_file_when_the_new_one_cannot_be_written(tmp_path):
+    path = tmp_path / "sub" / "state.json"
+    validate.write_json_atomic(path, {"a": np.float32(1.5)}, indent=2, default=float)
+    assert path.read_text() == '{\n  "a": 1.5\n}'
+    with pytest.raises(TypeError):  # an object json cannot write
+        validate.write_json_atomic(path, {"a": object()})
+    assert path.read_text() == '{\n  "a": 1.5\n}' and os.listdir(path.parent) == ["state.json"]
