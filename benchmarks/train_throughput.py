@@ -17,7 +17,7 @@ pipeline is not measured):
   2048 matmul repeated), and the ratio achieved training FLOP/s / peak.
 
     python benchmarks/train_throughput.py [--models resnet18_dex ...] [--image-size 64] [--batch-size 64]
-        [--mixed-precision] [--windows 3] [--model-arg max_pool=false]
+        [--mixed-precision] [--windows 3] [--model-arg max_pool=false] [--jit-compile auto|true|false]
 
 Prints one JSON object. DHAA gets random landmarks at plausible positions.
 Target: ratio >= 0.5 per model.
@@ -92,12 +92,12 @@ def _inputs(entry, rng, batch_size, image_size):
     return {"image": x, "landmarks": marks}
 
 
-def measure(name, image_size, batch_size, seconds, model_kwargs=None, windows=3):
+def measure(name, image_size, batch_size, seconds, model_kwargs=None, windows=3, jit_compile="auto"):
     age_min, num_classes = 0, 101
     entry = agekeras.models.entry(name)
     model = entry.builder(input_shape=(image_size, image_size, 3), num_classes=num_classes, age_min=age_min,
                           **(model_kwargs or {}))
-    model.compile(optimizer="adam", **entry.compile_args(model))
+    model.compile(optimizer="adam", jit_compile=jit_compile, **entry.compile_args(model))
     rng = np.random.default_rng(0)
     x = _inputs(entry, rng, batch_size, image_size)
     labels = {"age": rng.uniform(1, 90, batch_size).astype("float32"), "gender": np.zeros(batch_size, "int32")}
@@ -121,6 +121,7 @@ def measure(name, image_size, batch_size, seconds, model_kwargs=None, windows=3)
         "model": name,
         "params": int(model.count_params()),
         "batch_size": batch_size,
+        "jit_compile": bool(model.jit_compile),  # what "auto" resolved to
         "timed_steps": steps,
         "windows": len(rates),
         "train_img_per_s": round(img_s, 1),
@@ -142,7 +143,10 @@ def main(argv=None):
                    help="extra model builder argument (JSON value), as `train --model-arg`; repeatable")
     p.add_argument("--mixed-precision", action="store_true",
                    help="train in mixed precision (bfloat16 on a CPU, float16 on a GPU), as `train --mixed-precision`")
+    p.add_argument("--jit-compile", choices=["auto", "true", "false"], default="auto",
+                   help="XLA compilation of the train step (Keras' compile(jit_compile=...); default auto, as `train`)")
     a = p.parse_args(argv)
+    jit = {"auto": "auto", "true": True, "false": False}[a.jit_compile]
     policy = "float32"
     if a.mixed_precision:
         from agekeras.training import mixed_precision_policy
@@ -155,7 +159,7 @@ def main(argv=None):
         # set before every model: `clear_session` below resets the global policy to float32
         keras.mixed_precision.set_global_policy(policy)
         try:
-            r = measure(name, a.image_size, a.batch_size, a.seconds, model_kwargs, a.windows)
+            r = measure(name, a.image_size, a.batch_size, a.seconds, model_kwargs, a.windows, jit)
         except Exception as e:  # report, keep measuring the others
             r = {"model": name, "error": f"{type(e).__name__}: {e}"[:300]}
         if "train_gflop_per_s" in r:
