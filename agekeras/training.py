@@ -742,7 +742,7 @@ def _csv_columns(path):
 #: The views of test-time averaging (`evaluate(..., tta=True)`, `predict --tta`):
 #: `(zoom, mirrored)` pairs for `prediction_dataset`. The zooms, a 59-pixel
 #: centre crop enlarged and a 3-pixel border added at 64 px, stay inside the
-#: training augmentation's +-10% zoom; every view is also mirrored.
+#: default training augmentation's +-10% zoom; every view is also mirrored.
 TTA_VIEWS = ((1.0, False), (1.0, True), (1.085, False), (1.085, True), (0.915, False), (0.915, True))
 
 
