@@ -216,9 +216,15 @@ def cmd_train(a):
     values = {f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig) if f.name not in _NOT_OPTIONS}
     values["verbose"] = int(a.verbose) if str(a.verbose).isdigit() else a.verbose
     if a.augment_factors:
+        from agekeras.datasets.pipeline import augment_factors
+
         if not a.augment:
             raise SystemExit("--augment KEY=VALUE changes a factor; it cannot be combined with --no-augment")
         values["augment"] = _kv(a.augment_factors)
+        try:
+            augment_factors(values["augment"])
+        except ValueError as e:
+            raise SystemExit(f"--augment: {e}") from None
     if a.epochs is None:
         values["epochs"] = None if a.time_budget is not None else TrainConfig().epochs
     config = TrainConfig(

@@ -111,5 +111,7 @@ def test_augment_factors_reach_the_config_and_bad_ones_fail_early(tmp_path, monk
     assert seen["config"].augment is False
     with pytest.raises(SystemExit, match="cannot be combined"):
         cli.main(["train", "--model", "resnet18_dex", "--out", str(tmp_path), "--no-augment", "--augment", "zoom=0"])
-    with pytest.raises(ValueError, match="Unknown augmentation keys"):  # before any data is read
+    with pytest.raises(SystemExit, match="--augment: Unknown augmentation keys"):  # before any data is read
         cli.main(["train", "--model", "resnet18_dex", "--out", str(tmp_path), "--augment", "blur=1"])
+    with pytest.raises(ValueError, match="Unknown augmentation keys"):  # and from Python, when the config is made
+        training.TrainConfig(augment={"blur": 1})
