@@ -3,9 +3,10 @@
 `import agekeras` registers every layer, loss and metric with Keras, so that
 `keras.saving.load_model("best.keras")` works right after it. The other
 subpackages load on first use: `agekeras.models`, `agekeras.datasets`,
-`agekeras.training`, `agekeras.experiments`, `agekeras.plots`,
-`agekeras.inference`; `agekeras.predict(photos, run_dir)` gives the age of
-every face in photos (see `agekeras.inference.predict`).
+`agekeras.training` (with `config`, `runs`, `runtime`, `callbacks` and
+`evaluation`), `agekeras.experiments`, `agekeras.plots`, `agekeras.inference`;
+`agekeras.predict(photos, run_dir)` gives the age of every face in photos
+(see `agekeras.inference.predict`).
 """
 
 import importlib
@@ -14,7 +15,8 @@ from agekeras import layers, losses, metrics  # noqa: F401  (register the custom
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("models", "datasets", "training", "experiments", "plots", "tables", "ages", "inference", "cli")
+_SUBMODULES = ("models", "datasets", "training", "config", "runs", "runtime", "callbacks", "evaluation", "experiments",
+               "plots", "tables", "ages", "inference", "cli")
 _FUNCTIONS = {"predict": "inference"}
 
 

@@ -91,6 +91,32 @@ def expected_age(probs, age_min=0):
     return probs @ (age_min + np.arange(probs.shape[-1], dtype="float64"))
 
 
+def rank_class_probabilities(logits):
+    """Class probabilities of an ordinal (CORAL / OR-CNN) head in NumPy.
+
+    The head's K - 1 logits give P(age > k) = sigmoid(logit_k); the class
+    probabilities are p_k = P(age > k - 1) - P(age > k) with P(age > -1) = 1
+    and P(age > K - 1) = 0, clipped at 0 (independent rank tasks need not be
+    monotone) and renormalised.
+
+    Args:
+        logits: `(..., K - 1)` rank logits.
+
+    Returns:
+        float64 `(..., K)` probabilities.
+
+    Example:
+    >>> rank_class_probabilities([[0.0]]).tolist()
+    [[0.5, 0.5]]
+    """
+    above = 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype="float64")))
+    pad = [(0, 0)] * (above.ndim - 1) + [(1, 0)]
+    upper = np.pad(above, pad, constant_values=1.0)  # P(age > k - 1), k = 0..K-1
+    lower = np.pad(above, [(0, 0)] * (above.ndim - 1) + [(0, 1)], constant_values=0.0)  # P(age > k)
+    p = np.clip(upper - lower, 0.0, None)
+    return p / np.maximum(p.sum(-1, keepdims=True), 1e-12)
+
+
 def age_prior(ages, age_min, num_classes, smoothing=1.0):
     """P(class = k) of training ages, with add-`smoothing` counts.
 

@@ -1,15 +1,20 @@
-"""Command line: `python -m agekeras {quickstart,train,evaluate,predict,export,benchmark,list}`.
+"""Command line: `python -m agekeras {quickstart,train,evaluate,predict,export,benchmark,download,align,list}`.
 
     python -m agekeras quickstart                      # ~4 min on 2 CPU cores
     python -m agekeras train --model resnet18_dex --dataset utkface \\
-        --data-dir ../shared/datasets/utkface-dev --time-budget 15 --out runs/r18
+        --data-dir ~/data/UTKFace --time-budget 15 --out runs/r18
     python -m agekeras evaluate --run runs/r18
     python -m agekeras evaluate --run runs/r18 --flip
     python -m agekeras evaluate --run runs/r18 --tta
-    python -m agekeras evaluate --run runs/r18 --dataset fgnet --data-dir ../shared/datasets/fgnet --split all
+    python -m agekeras evaluate --run runs/r18 --dataset fgnet --data-dir ~/data/fgnet --split all
     python -m agekeras predict photo.jpg photos/ --run runs/r18 --annotate annotated/ > ages.jsonl
     python -m agekeras export --run runs/r18 --format tflite
+    python -m agekeras download --list
+    python -m agekeras align utkface --data-dir ~/data/UTKFace
     python -m agekeras list
+
+Building the parser imports no model and no training code (`--help` stays
+fast); each command imports what it runs.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import logging
 import os
 import pathlib
 import sys
+
+from agekeras.runs import BEST, CHECKPOINTS  # imports no model code
 
 
 # "auto", "none" and the templates of agekeras.datasets.align.TEMPLATES (not
@@ -51,7 +58,7 @@ def _parser():
     e.add_argument("--run", required=True, metavar="RUN_DIR")
     _data_args(e, default_dataset=None)
     e.add_argument("--split", default="test", choices=["test", "val", "all"])
-    e.add_argument("--checkpoint", default="best.keras", choices=["best.keras", "last.keras"])
+    e.add_argument("--checkpoint", default=BEST, choices=CHECKPOINTS)
     _view_args(e)
     e.add_argument("--align", default="auto", choices=ALIGN_CHOICES,
                    help="another dataset's photos: detect + align faces like the training crops "
@@ -60,7 +67,7 @@ def _parser():
     pr = sub.add_parser("predict", help="the age of every face in photos (one JSON line per face)")
     pr.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
     src = pr.add_mutually_exclusive_group(required=True)
-    src.add_argument("--run", metavar="RUN_DIR", help="a run directory (its alignment and best.keras)")
+    src.add_argument("--run", metavar="RUN_DIR", help="a run directory (its alignment and best checkpoint)")
     src.add_argument("--model", metavar="FILE.keras", help="a saved model file")
     pr.add_argument("--align", default="auto", choices=ALIGN_CHOICES,
                     help="face alignment (auto: the run's training convention)")
@@ -76,7 +83,7 @@ def _parser():
     x.add_argument("--run", required=True, metavar="RUN_DIR")
     x.add_argument("--format", default="saved_model", choices=["saved_model", "tflite"])
     x.add_argument("--out", help="output (default RUN_DIR/export_saved_model or RUN_DIR/model.tflite)")
-    x.add_argument("--checkpoint", default="best.keras", choices=["best.keras", "last.keras"])
+    x.add_argument("--checkpoint", default=BEST, choices=CHECKPOINTS)
 
     q = sub.add_parser("quickstart", help="train a small baseline in a few minutes and show where the results are")
     q.add_argument("--data-dir", help="a UTKFace folder instead of the embedded synthetic faces: trains the best "
@@ -89,9 +96,22 @@ def _parser():
                         "sees each face about once and the curves show learning, not memorising)")
 
     sub.add_parser("list", help="list the registered models and datasets")
-    b = sub.add_parser("benchmark", add_help=False,
-                       help="train and compare several models with one protocol (see `benchmark --help`)")
-    b.add_argument("rest", nargs=argparse.REMAINDER)
+    b = sub.add_parser("benchmark", help="train and compare several models with one protocol",
+                       description="Train every (model, seed) with one protocol and compare them (OUT/results.csv, "
+                                   "results.json, figures/). Without options: every model on utkface, 15 minutes "
+                                   "per run, seeds 0,1,2, 64 px.")
+    _benchmark_args(b)
+    from agekeras.datasets import download
+
+    download.add_arguments(sub.add_parser(
+        "download", help="fetch a dataset that has an anonymous source, or print how to get it",
+        description="Fetch a dataset into $AGEKERAS_DATA_ROOT/<name> (or --out); for datasets behind a licence, "
+                    "print where and how to request them."))
+    from agekeras.datasets.align import batch
+
+    batch.add_arguments(sub.add_parser(
+        "align", help="detect five facial landmarks (MTCNN) for a dataset: the CSV the landmark models read",
+        description=(batch.__doc__ or "").split("\n")[0]))
     return p
 
 
@@ -114,7 +134,7 @@ _HELP = {
                    "(default: one-hot)",
     "age_l1": "weight of an L1 loss on the expected age, added to the softmax loss (default %(default)s)",
     "ema": "keep a moving average of the weights with this momentum (e.g. 0.995) and validate and "
-           "keep it as best.keras (default: none)",
+           "keep it as the best checkpoint (default: none)",
 }
 
 
@@ -122,15 +142,18 @@ def _config_args(p):
     """One option per `TrainConfig` field, with the dataclass's own default (no second copy)."""
     import dataclasses
 
-    from agekeras.training import TrainConfig
+    from agekeras.config import TrainConfig
 
-    defaults = TrainConfig()
+    # The fields' own defaults, never those of a TrainConfig() instance: its __post_init__ resolves
+    # values for the default dataset ("auto" alignment -> None for synthetic) that another dataset must not inherit.
+    defaults = {f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+                for f in dataclasses.fields(TrainConfig)}
     exclusive = p.add_mutually_exclusive_group()  # --epochs or --time-budget
     for f in dataclasses.fields(TrainConfig):
         if f.name in _NOT_OPTIONS:
             continue
         flag = "--" + f.name.replace("_", "-")
-        default = getattr(defaults, f.name)
+        default = defaults[f.name]
         help_text = _HELP.get(f.name, f"default %(default)s (see agekeras.training.TrainConfig)")
         if isinstance(default, bool):
             if default:
@@ -163,7 +186,7 @@ def _config_args(p):
 
 
 def _view_args(p):
-    """--flip or --tta: the test-time views averaged (`agekeras.training.averaged_views`)."""
+    """--flip or --tta: the test-time views averaged (`agekeras.evaluation.test_views`)."""
     views = p.add_mutually_exclusive_group()
     views.add_argument("--flip", action="store_true",
                        help="flip test-time averaging: average the predictions of each face and its mirror image")
@@ -174,6 +197,65 @@ def _view_args(p):
 def _data_args(p, default_dataset):
     p.add_argument("--dataset", default=default_dataset, help="dataset name; see `python -m agekeras list`")
     p.add_argument("--data-dir", help="the dataset's folder (not needed for synthetic)")
+
+
+def _benchmark_args(p):
+    """The options of `benchmark`; `agekeras.experiments.benchmark.make_spec` fills what is left out."""
+    from agekeras.experiments.benchmark import (DEFAULT_MODELS, DEFAULT_TIME_BUDGET, QUICK_FACES, QUICK_IMAGE_SIZE,
+                                                QUICK_MODELS)
+
+    p.add_argument("--models", type=_names, default=None, metavar="NAME,NAME",
+                   help=f"comma-separated registry names (default: {','.join(DEFAULT_MODELS)})")
+    _data_args(p, default_dataset=None)
+    view = p.add_mutually_exclusive_group()
+    view.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
+                      help=f"equal-time view: training minutes per run (default {DEFAULT_TIME_BUDGET:g})")
+    view.add_argument("--epochs", type=int, default=None, metavar="N", help="equal-epochs view: epochs per run")
+    p.add_argument("--seeds", type=_seeds, default=None, metavar="S,S",
+                   help="comma-separated seeds, one run per model and seed (default 0,1,2; 0 with --quick)")
+    p.add_argument("--image-size", type=int, default=None, help="input size in pixels (default 64; 32 with --quick)")
+    p.add_argument("--batch-size", type=int, default=None, help="batch size (default 64; 32 with --quick)")
+    p.add_argument("--out", default="runs/bench", help="benchmark folder (re-use it to resume; default %(default)s)")
+    p.add_argument("--cross", type=_cross, action="append", default=[], metavar="DATASET:DIR",
+                   help="also report the MAE on the whole of another dataset (repeatable)")
+    p.add_argument("--flip", action="store_true",
+                   help="also report the test MAE with flip test-time averaging (each face and its mirror image)")
+    p.add_argument("--quick", action="store_true",
+                   help=f"the same code on {QUICK_FACES} synthetic faces, 1 epoch, {QUICK_IMAGE_SIZE} px, "
+                        f"models {','.join(QUICK_MODELS)} unless --models is given (for CI)")
+    p.add_argument("--model-arg", type=_model_arg, action="append", default=[], metavar="MODEL:KEY=VALUE",
+                   help="extra builder argument of one model (JSON value), e.g. dhaa:width=0.25; repeatable")
+
+
+def _names(text):
+    """`--models a,b` -> ("a", "b")."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def _seeds(text):
+    """`--seeds 0,1,2` -> (0, 1, 2)."""
+    try:
+        return tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers, e.g. 0,1,2") from None
+
+
+def _cross(text):
+    """`--cross fgnet:data/fgnet` -> ("fgnet", "data/fgnet")."""
+    name, sep, folder = text.partition(":")
+    if not sep or not name or not folder:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected DATASET:DIR, e.g. fgnet:data/fgnet")
+    return name, folder
+
+
+def _model_arg(text):
+    """`--model-arg dhaa:width=0.25` -> ("dhaa", "width", 0.25) (the value parsed as JSON when it is)."""
+    model, sep, rest = text.partition(":")
+    key, eq, _ = rest.partition("=")
+    if not sep or not model or not eq or not key:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected MODEL:KEY=VALUE, e.g. dhaa:width=0.25")
+    ((key, value),) = _kv([rest]).items()
+    return model, key, value
 
 
 def _kv(items):
@@ -215,6 +297,8 @@ def cmd_train(a):
         _virtual_cpus(a.virtual_cpus)
     values = {f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig) if f.name not in _NOT_OPTIONS}
     values["verbose"] = int(a.verbose) if str(a.verbose).isdigit() else a.verbose
+    if values.get("align") == "none":  # crops used as they are
+        values["align"] = None
     if a.augment_factors:
         from agekeras.datasets.pipeline import augment_factors
 
@@ -233,6 +317,18 @@ def cmd_train(a):
     )
     result = train(config)
     _report(a.out, result)
+
+
+def cmd_download(a):
+    from agekeras.datasets import download
+
+    return download.run(a)
+
+
+def cmd_align(a):
+    from agekeras.datasets.align import batch
+
+    return batch.run(a)
 
 
 def cmd_evaluate(a):
@@ -347,17 +443,34 @@ def _report(run_dir, result):
             "faces_missed")
     summary = {k: round(v, 4) if isinstance(v, float) else v for k, v in result.items() if k in keys}
     print(json.dumps(summary))
-    metrics_file = pathlib.Path(result.get("metrics_file", os.path.join(run_dir, "metrics.json")))
-    suffix = metrics_file.stem.removeprefix("metrics")  # "_flip" for metrics_flip.json
+    from agekeras.runs import RunDir
+
+    run = RunDir(run_dir)
+    metrics_file = pathlib.Path(result.get("metrics_file", run.metrics_file()))
+    suffix = metrics_file.stem.removeprefix(run.metrics_file().stem)  # "_flip" for metrics_flip.json
     print(f"metrics:  {metrics_file}")
-    print(f"figures:  {os.path.join(run_dir, 'figures')}/ (curves.png, pred_vs_true{suffix}.png, mae_by_age{suffix}.png)")
-    print(f"model:    {os.path.join(run_dir, 'best.keras')}")
+    print(f"figures:  {run.figures}/ (curves.png, pred_vs_true{suffix}.png, mae_by_age{suffix}.png)")
+    print(f"model:    {run.best_model}")
 
 
 def cmd_benchmark(a):
+    """Train and compare the models; prints the summary table. Exit code 1
+    when a run failed, 2 on options the benchmark refuses."""
     from agekeras.experiments import benchmark
 
-    return benchmark.main(a.rest)
+    model_args = {}
+    for model, key, value in a.model_arg:
+        model_args.setdefault(model, {})[key] = value
+    try:
+        spec = benchmark.make_spec(models=a.models, dataset=a.dataset, data_dir=a.data_dir, time_budget=a.time_budget,
+                                   epochs=a.epochs, seeds=a.seeds, image_size=a.image_size, batch_size=a.batch_size,
+                                   out=a.out, cross=a.cross, model_args=model_args, flip=a.flip, quick=a.quick)
+        results = benchmark.run_benchmark(spec)
+    except ValueError as e:  # e.g. an unknown model, or a folder holding another protocol
+        print(f"python -m agekeras benchmark: error: {e}", file=sys.stderr)
+        return 2
+    print(benchmark.summary_table(results).to_markdown())
+    return 1 if results["failed"] else 0
 
 
 def cmd_list(_):
@@ -376,13 +489,10 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["benchmark"]:  # its own parser: pass every option through
-        from agekeras.experiments import benchmark
-
-        return int(benchmark.main(argv[1:]) or 0)
     args = _parser().parse_args(argv)
     commands = {"train": cmd_train, "evaluate": cmd_evaluate, "quickstart": cmd_quickstart, "list": cmd_list,
-                "predict": cmd_predict, "export": cmd_export, "benchmark": cmd_benchmark}  # fmt: skip
+                "predict": cmd_predict, "export": cmd_export, "benchmark": cmd_benchmark, "download": cmd_download,
+                "align": cmd_align}  # fmt: skip
     return int(commands[args.command](args) or 0)
 
 

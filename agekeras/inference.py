@@ -43,14 +43,17 @@ returns the ages (batch,).
 
 from __future__ import annotations
 
-import json
 import logging
 import pathlib
 import time
 
 import numpy as np
 
+from agekeras.ages import GENDER_NAMES
+from agekeras.config import TrainConfig
 from agekeras.datasets import align as A
+from agekeras.evaluation import load_run
+from agekeras.runs import BEST, RunDir
 
 logger = logging.getLogger("agekeras.inference")
 
@@ -89,7 +92,7 @@ class Predictor:
         self.outputs = list(outputs)
 
 
-def load_predictor(model_or_run, *, align="auto", checkpoint="best.keras"):
+def load_predictor(model_or_run, *, align="auto", checkpoint=BEST):
     """A `Predictor` from a run directory, a .keras file or a Keras model.
 
     Args:
@@ -116,8 +119,6 @@ def load_predictor(model_or_run, *, align="auto", checkpoint="best.keras"):
         return Predictor(model_or_run, DEFAULT_ALIGN if align == "auto" else align, name=model_or_run.name)
     path = pathlib.Path(model_or_run)
     if path.is_dir():
-        from agekeras.training import load_run
-
         model, config, _ = load_run(path, checkpoint)
         return Predictor(model, config.align if align == "auto" else align, config.image_size, name=str(path))
     if not path.is_file():
@@ -126,12 +127,8 @@ def load_predictor(model_or_run, *, align="auto", checkpoint="best.keras"):
         raise ValueError(f"{path}: not a .keras model file")
     model = keras.saving.load_model(path, safe_mode=True)
     if align == "auto":
-        config_file = path.parent / "config.json"
-        align = DEFAULT_ALIGN
-        if config_file.exists():
-            from agekeras.training import TrainConfig
-
-            align = TrainConfig.from_json(json.loads(config_file.read_text())["train"]).align
+        saved = RunDir(path.parent).read_config()
+        align = TrainConfig.from_json(saved["train"]).align if saved else DEFAULT_ALIGN
     return Predictor(model, align, name=str(path))
 
 
@@ -153,9 +150,9 @@ def age_distribution(outputs):
     if "age_probs" in outputs:
         p = np.asarray(outputs["age_probs"], dtype="float64")
     elif "age_logits" in outputs:
-        above = 1.0 / (1.0 + np.exp(-np.asarray(outputs["age_logits"], dtype="float64")))
-        ones, zeros = np.ones_like(above[:, :1]), np.zeros_like(above[:, :1])
-        p = np.clip(np.concatenate([ones, above], 1) - np.concatenate([above, zeros], 1), 0, None)
+        from agekeras.ages import rank_class_probabilities
+
+        return rank_class_probabilities(outputs["age_logits"])
     else:
         return None
     return p / np.maximum(p.sum(-1, keepdims=True), 1e-12)
@@ -202,7 +199,7 @@ def _face_outputs(outputs, i, std=None, interval=None):
     if "gender_probs" in outputs:
         g = np.asarray(outputs["gender_probs"], dtype="float64")[i]
         k = int(np.argmax(g))
-        out["gender"], out["gender_prob"] = ("male", "female")[k], round(float(g[k]), 3)
+        out["gender"], out["gender_prob"] = GENDER_NAMES[k], round(float(g[k]), 3)
     return out
 
 
@@ -243,8 +240,8 @@ def predict(images_or_paths, model_or_run, *, align="auto", detector=None, min_c
         progress: show a progress bar (tqdm when installed, else Keras).
         flip: flip test-time averaging: every output is the mean of the
             aligned face's and its mirror image's (landmarks mirrored too),
-            as `evaluate --flip` scores a run (`agekeras.training.average_views`).
-        tta: average the six views of `agekeras.training.TTA_VIEWS` (three
+            as `evaluate --flip` scores a run (`agekeras.evaluation.mean_over_views`).
+        tta: average the six views of `agekeras.evaluation.TTA_VIEWS` (three
             zooms about the face centre, each also mirrored), as
             `evaluate --tta` scores a run; six model passes per face.
 
@@ -257,9 +254,9 @@ def predict(images_or_paths, model_or_run, *, align="auto", detector=None, min_c
     >>> faces = predict("photo.jpg", "runs/r18")  # doctest: +SKIP
     >>> [(f["age"], f["box"]) for f in faces]     # doctest: +SKIP
     """
-    from agekeras.training import averaged_views
+    from agekeras.evaluation import test_views
 
-    views = averaged_views(flip, tta)
+    views = test_views(flip, tta)
     predictor = load_predictor(model_or_run, align=align)
     items = _items(images_or_paths)
     result = PredictResult()
@@ -299,8 +296,8 @@ def predict(images_or_paths, model_or_run, *, align="auto", detector=None, min_c
                     rows[j] = got
             if todo:
                 tic = time.perf_counter()
-                detector = detector or A.make_detector()
-                for j, r in zip(todo, A.detect_raw([images[j] for j in todo], detector)):
+                detector = detector or A.detection.make_detector()
+                for j, r in zip(todo, A.detect_rows([images[j] for j in todo], detector)):
                     rows[j] = r
                     if store is not None and _is_file(names[j]):
                         store.put(names[j], r)
@@ -384,12 +381,12 @@ def _items(images_or_paths):
 def _run_model(predictor, crops, points, batch_size, views=((1.0, False),)):
     """Resize aligned crops to the model's size like the input pipeline, run
     the model in batches on every `(zoom, mirrored)` view
-    (`agekeras.training.averaged_views`), average the views; returns
+    (`agekeras.evaluation.test_views`), average the views; returns
     (outputs dict of NumPy arrays, seconds)."""
-    from agekeras.datasets.pipeline import _resize_array, mirror_landmarks, zoom_images
-    from agekeras.training import average_views
+    from agekeras.datasets.pipeline import resize_faces, mirror_face, zoom_images
+    from agekeras.evaluation import mean_over_views
 
-    images, pts = _resize_array(crops, points, (predictor.image_size, predictor.image_size))
+    images, pts = resize_faces(crops, points, (predictor.image_size, predictor.image_size))
     tic = time.perf_counter()
 
     def run(images, pts, zoom=1.0, mirrored=False):
@@ -400,7 +397,7 @@ def _run_model(predictor, crops, points, batch_size, views=((1.0, False),)):
             if zoom != 1:
                 x, p = (np.asarray(t) for t in zoom_images(x, p, zoom))
             if mirrored:
-                x, p = x[:, :, ::-1], np.asarray(mirror_landmarks(p, predictor.image_size))
+                x, p = mirror_face(x, p)
             if predictor.needs_landmarks:
                 x = {"image": x, "landmarks": p}
             out = predictor.model.predict_on_batch(x)
@@ -410,7 +407,7 @@ def _run_model(predictor, crops, points, batch_size, views=((1.0, False),)):
     outputs = [run(images, pts, zoom, mirrored) for zoom, mirrored in views]
     if len(outputs) == 1:
         return outputs[0], time.perf_counter() - tic
-    return {k: v.astype("float32") for k, v in average_views(*outputs).items()}, time.perf_counter() - tic
+    return {k: v.astype("float32") for k, v in mean_over_views(*outputs).items()}, time.perf_counter() - tic
 
 
 def _progress_bar(total):
@@ -484,7 +481,7 @@ def serving_model(predictor):
     return keras.Model(inp, {"age": keras.ops.cast(out["age"], "float32")}, name="age_serving")
 
 
-def export_model(model_or_run, out, format="saved_model", checkpoint="best.keras"):
+def export_model(model_or_run, out, format="saved_model", checkpoint=BEST):
     """Export a model for serving: aligned uint8 crops in, ages out.
 
     Args:

@@ -3,6 +3,7 @@
 | metric | function (NumPy) | Keras metric |
 |---|---|---|
 | MAE | `mae` | `AbsoluteError` (per face; see its docstring) |
+| MAE per age bracket | `error_by_age` | — |
 | RMSE | `rmse` | `keras.metrics.RootMeanSquaredError` |
 | CA(n) (DAA paper) | `cumulative_accuracy` | `CumulativeAccuracy(n)` |
 | epsilon-error (ChaLearn LAP) | `epsilon_error` | `EpsilonError` |
@@ -87,6 +88,50 @@ def age_metrics(y_true, y_pred, ca=(3, 5, 7)):
     out = {"mae": mae(y_true, y_pred), "rmse": rmse(y_true, y_pred), "n": int(len(_np(y_true)))}
     for n in ca:
         out[f"ca{n}"] = cumulative_accuracy(y_true, y_pred, n)
+    return out
+
+
+#: Age brackets of `error_by_age`: decades up to 80, then 80-120.
+DEFAULT_AGE_BINS = (0, 10, 20, 30, 40, 50, 60, 70, 80, 120)
+
+
+def error_by_age(y_true, y_pred, bins=DEFAULT_AGE_BINS):
+    """MAE per age bracket of the true age.
+
+    Brackets are half-open, `[bins[i], bins[i + 1])`; faces whose true age
+    lies outside `[bins[0], bins[-1])` are not counted.
+    `agekeras.plots.plot_error_by_age` draws the result.
+
+    Args:
+        y_true: true ages.
+        y_pred: predicted ages.
+        bins: increasing bracket edges.
+
+    Returns:
+        A JSON-ready list with one dict per bracket:
+        `{"bracket": "20-30", "n": count, "mae": MAE or None when empty}`.
+
+    Raises:
+        ValueError: different numbers of ages and predictions, or edges that
+            are not increasing.
+
+    Example:
+
+    >>> rows = error_by_age([5, 25, 27], [7, 20, 30], bins=(0, 10, 20, 30))
+    >>> [(r["bracket"], r["n"], r["mae"]) for r in rows]
+    [('0-10', 1, 2.0), ('10-20', 0, None), ('20-30', 2, 4.0)]
+    """
+    y_true, y_pred = _np(y_true), _np(y_pred)
+    if len(y_true) != len(y_pred):
+        raise ValueError(f"{len(y_true)} true ages but {len(y_pred)} predictions.")
+    edges = list(bins)
+    if len(edges) < 2 or np.any(np.diff(edges) <= 0):
+        raise ValueError(f"bins must be at least two increasing edges, got {bins}.")
+    out = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        inside = (y_true >= lo) & (y_true < hi)
+        n = int(inside.sum())
+        out.append({"bracket": f"{lo:g}-{hi:g}", "n": n, "mae": mae(y_true[inside], y_pred[inside]) if n else None})
     return out
 
 

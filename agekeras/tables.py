@@ -9,13 +9,13 @@ READMEs) and as HTML in notebooks.
 Example:
 
 >>> table = results_table(
-...     [{"method": "DEX", "dataset": "utkface-dev", "size": 64, "MAE": 7.123}],
+...     [{"method": "DEX", "dataset": "UTKFace", "size": 64, "MAE": 7.123}],
 ...     paper={"DEX": {"MAE": 3.25, "dataset": "MORPH", "size": 224}},
 ... )
 >>> print(table.to_markdown())
 | method | MAE (ours) | MAE (paper) | dataset (ours) | dataset (paper) | size (ours) | size (paper) |
 | ------ | ---------: | ----------: | -------------- | --------------- | ----------- | ------------ |
-| DEX    |       7.12 |        3.25 | utkface-dev    | MORPH           | 64          | 224          |
+| DEX    |       7.12 |        3.25 | UTKFace        | MORPH           | 64          | 224          |
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def results_table(rows, paper=None, *, settings=SETTINGS, digits=2):
 
     Args:
         rows: list of dicts, e.g. `{"method": "ResNet-18 DEX", "dataset":
-            "utkface-dev (seed 0, 80/20)", "size": 64, "MAE": 7.12}`.
+            "UTKFace (seed 0, 80/20)", "size": 64, "MAE": 7.12}`.
         paper: optional dict of method -> dict of the paper's numbers and
             setting, e.g. `{"VoVNetv4": {"MAE": 3.08, "dataset": "AFAD",
             "size": 224}}`.
@@ -147,11 +147,11 @@ def results_table(rows, paper=None, *, settings=SETTINGS, digits=2):
 
     Example:
 
-    >>> table = results_table([{"method": "DEX", "dataset": "utkface-dev", "MAE": 7.1}])
+    >>> table = results_table([{"method": "DEX", "dataset": "UTKFace", "MAE": 7.1}])
     >>> print(table.to_markdown())
-    | method | dataset     |  MAE |
-    | ------ | ----------- | ---: |
-    | DEX    | utkface-dev | 7.10 |
+    | method | dataset |  MAE |
+    | ------ | ------- | ---: |
+    | DEX    | UTKFace | 7.10 |
     """
     rows = [dict(r) for r in rows]
     for r in rows:

@@ -1,8 +1,11 @@
-"""The ResNet-18 DEX baseline on utkface-dev: 64 px, a fixed seeded 80/20 split,
-a 15-minute training budget on this machine.
+"""The ResNet-18 DEX baseline on UTKFace: 64 px, a seeded 80/20 split, a 15-minute training budget.
 
-    python benchmarks/baseline_utkface.py [--data-dir ../shared/datasets/utkface-dev]
+    python benchmarks/baseline_utkface.py [--data-dir <data root>/utkface]
         [--minutes 15] [--out runs/baseline_utkface]
+
+`--data-dir` defaults to the data root's `utkface` folder
+(`agekeras.datasets.default_data_dir("utkface")`: `$AGEKERAS_DATA_ROOT/utkface`,
+or `~/agekeras_data/utkface`).
 
 Split: `agekeras.datasets.split(ds, "random", seed=0)` (80% train, 20% test),
 10% of the training part held out for validation (model selection). Prints
@@ -22,7 +25,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data-dir", default=str(REPO.parent / "shared" / "datasets" / "utkface-dev"))
+    p.add_argument("--data-dir", default=None, help="UTKFace folder (default: <data root>/utkface)")
     p.add_argument("--minutes", type=float, default=15.0)
     p.add_argument("--model", default="resnet18_dex")
     p.add_argument("--image-size", type=int, default=64)
@@ -31,10 +34,14 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(REPO / "runs" / "baseline_utkface"))
     a = p.parse_args()
-    if not os.path.isdir(a.data_dir):
-        sys.exit(f"utkface-dev not found at {a.data_dir}; pass --data-dir")
-
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if a.data_dir is None:
+        from agekeras.datasets import default_data_dir
+
+        a.data_dir = str(default_data_dir("utkface"))
+    if not os.path.isdir(a.data_dir):
+        sys.exit(f"No UTKFace folder at {a.data_dir}; pass --data-dir or set AGEKERAS_DATA_ROOT")
+
     from agekeras.training import TrainConfig, train
 
     config = TrainConfig(

@@ -149,7 +149,7 @@ def main(argv=None):
     jit = {"auto": "auto", "true": True, "false": False}[a.jit_compile]
     policy = "float32"
     if a.mixed_precision:
-        from agekeras.training import mixed_precision_policy
+        from agekeras.runtime import mixed_precision_policy
 
         policy = mixed_precision_policy()
     model_kwargs = _kv(a.model_arg)

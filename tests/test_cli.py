@@ -115,3 +115,53 @@ def test_augment_factors_reach_the_config_and_bad_ones_fail_early(tmp_path, monk
         cli.main(["train", "--model", "resnet18_dex", "--out", str(tmp_path), "--augment", "blur=1"])
     with pytest.raises(ValueError, match="Unknown augmentation keys"):  # and from Python, when the config is made
         training.TrainConfig(augment={"blur": 1})
+
+
+@pytest.mark.parametrize("dataset", ["synthetic", "utkface", "fgnet"])
+def test_train_options_default_to_the_configs_own_values_for_every_dataset(tmp_path, monkeypatch, dataset):
+    """No option's default is a value the config resolved for another dataset
+    (e.g. the alignment "auto" resolves to for the default, synthetic, one): a
+    bare `train --dataset D` is `TrainConfig(model, dataset=D, out)`."""
+    from agekeras import training
+
+    seen = {}
+    monkeypatch.setattr(training, "train", lambda config: seen.setdefault("config", config) and {"mae": 6.0})
+    monkeypatch.setattr(cli, "_report", lambda *a: None)
+    cli.main(["train", "--model", "resnet18_dex", "--dataset", dataset, "--out", str(tmp_path)])
+    want = training.TrainConfig(model="resnet18_dex", dataset=dataset, out=str(tmp_path))
+    assert seen["config"].to_json() == want.to_json()
+    assert seen["config"].align == {"utkface": "utkface"}.get(dataset)
+
+
+def test_train_on_utkface_records_the_utkface_alignment(tmp_path, monkeypatch):
+    """A real one-epoch run of a tiny registered model through the command line:
+    config.json holds the alignment of UTKFace's crops, so `predict` aligns
+    photos that way."""
+    from agekeras import inference
+    from tests.tiny_runs import tiny_registered_model, utkface_folder
+
+    model = tiny_registered_model(monkeypatch)
+    utkface_folder(tmp_path / "UTKFace", n=24)
+    run = tmp_path / "run"
+    cli.main(["train", "--model", model, "--dataset", "utkface", "--data-dir", str(tmp_path / "UTKFace"),
+              "--epochs", "1", "--image-size", "32", "--batch-size", "8", "--out", str(run), "--verbose", "0"])
+    saved = json.loads((run / "config.json").read_text())["train"]
+    assert (saved["model"], saved["dataset"], saved["align"]) == (model, "utkface", "utkface")
+    assert inference.load_predictor(run).align == "utkface"
+    assert json.loads((run / "metrics.json").read_text())["n"] > 0
+
+
+@pytest.mark.parametrize("command", ["download", "align", "benchmark", "train"])
+def test_every_command_helps_from_outside_the_repository_without_importing_models(tmp_path, command):
+    """`python -m agekeras <command> --help` works wherever the package is installed (no `data_prep` needed), and
+    building the parser imports no model builder and no training code."""
+    code = ("import sys; from agekeras import cli\n"
+            f"try:\n    cli.main([{command!r}, '--help'])\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
+            "heavy = sorted(m for m in sys.modules if m.startswith(('agekeras.models', 'agekeras.training',"
+            " 'agekeras.evaluation', 'data_prep')))\n"
+            "print('HEAVY', heavy)")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "usage: python -m agekeras " + command in out.stdout
+    assert out.stdout.strip().splitlines()[-1] == "HEAVY []"

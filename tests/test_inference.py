@@ -15,7 +15,8 @@ from agekeras import cli, inference
 from agekeras.datasets import align as A
 from agekeras.datasets import load
 from agekeras.models.baselines import age_model
-from agekeras.training import TrainConfig, load_run
+from agekeras.training import TrainConfig
+from agekeras.evaluation import load_run
 
 SIZE = 32
 
@@ -150,7 +151,7 @@ def test_predict_flip_averages_each_face_and_its_mirror_image(photos):
     assert len(inference.predict(folder / "face.jpg", landmark_model(), detector=det, flip=True)) == 1
     # tta: the mean over the six views of TTA_VIEWS, each made from the face as the evaluation pipeline makes it.
     from agekeras.datasets.pipeline import zoom_images
-    from agekeras.training import TTA_VIEWS
+    from agekeras.evaluation import TTA_VIEWS
 
     views = []
     for zoom, flip in TTA_VIEWS:
@@ -160,6 +161,149 @@ def test_predict_flip_averages_each_face_and_its_mirror_image(photos):
     assert len(inference.predict(folder / "face.jpg", landmark_model(), detector=det, tta=True)) == 1
     with pytest.raises(ValueError, match="not both"):
         inference.predict(face, model, align=None, flip=True, tta=True)
+
+
+@pytest.fixture
+def family(tmp_path):
+    """Four photos of five different faces (one photo holds two, the others are
+    of three shapes), each face with its detector row."""
+    from tests.tiny_runs import linear_model
+
+    mem = load("synthetic", n=5, image_size=128, seed=11)
+    faces, pts = mem.images, mem.landmarks.astype("float64")
+    photos, rows = [], []  # rows[p]: the detector rows of photo p, largest face first
+    for p, (shape, offsets) in enumerate([((128, 128), [(0, 0)]), ((132, 256), [(0, 0), (128, 4)]),
+                                          ((160, 128), [(0, 20)]), ((140, 150), [(22, 6)])]):
+        photo, photo_rows = np.zeros((*shape, 3), "uint8"), []
+        for ox, oy in offsets:
+            k = sum(len(r) for r in rows) + len(photo_rows)
+            photo[oy:oy + 128, ox:ox + 128] = faces[k]
+            side = 90 - 10 * len(photo_rows)  # the first face of a photo is its largest
+            photo_rows.append(_row([ox + 20, oy + 20, ox + 20 + side, oy + 20 + side], 0.99, pts[k] + [ox, oy]))
+        photos.append(tmp_path / f"photo{p}.png")
+        Image.fromarray(photo).save(photos[-1])
+        rows.append(photo_rows)
+    shapes = [A.read_image(p).shape[:2] for p in photos]
+    assert len(set(shapes)) == len(shapes)  # the fake detector tells the photos apart by their shape
+    return photos, shapes, rows, linear_model()
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_predict_gives_every_face_of_several_photos_its_own_outputs(family, flip):
+    """Every face's outputs are the model's on that face's crop alone, whatever
+    photo and batch it shares: predict one photo with one face as the reference."""
+    photos, shapes, rows, model = family
+    det = ShapeDetector({s: r for s, r in zip(shapes, rows)})
+    faces = inference.predict(photos, model, detector=det, batch_size=2, chunk=3, flip=flip)
+    assert [(pathlib.Path(f["file"]).name, f["face"]) for f in faces] == [
+        ("photo0.png", 0), ("photo1.png", 0), ("photo1.png", 1), ("photo2.png", 0), ("photo3.png", 0)]
+    alone = []
+    one_face = [(photo, shape, row) for photo, shape, photo_rows in zip(photos, shapes, rows) for row in photo_rows]
+    for (photo, shape, row), face in zip(one_face, faces, strict=True):
+        ref = inference.predict(photo, model, detector=ShapeDetector({shape: [row]}), batch_size=1, flip=flip)
+        assert len(ref) == 1 and ref[0]["box"] == face["box"]
+        assert face["age"] == pytest.approx(ref[0]["age"], abs=0.011), (face["file"], face["face"])
+        assert (face["gender"], face["gender_prob"]) == (ref[0]["gender"], pytest.approx(ref[0]["gender_prob"], abs=2e-3))
+        alone.append(ref[0]["age"])
+    assert min(abs(a - b) for i, a in enumerate(alone) for b in alone[i + 1:]) > 0.1  # five different ages
+
+
+class BlobDetector:
+    """Fake MTCNN that finds the bright rectangle of each image it is given and
+    puts five landmarks at fixed places inside it (in that image's pixels)."""
+
+    RELATIVE = np.array([[0.3, 0.35], [0.7, 0.35], [0.5, 0.55], [0.35, 0.75], [0.65, 0.75]])
+
+    def detect_faces(self, images, box_format="xyxy", output_type="numpy"):
+        rows = []
+        for j, im in enumerate(images):
+            ys, xs = np.nonzero(im[..., 0] > 127)
+            x1, y1, x2, y2 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+            pts = [x1, y1] + self.RELATIVE * [x2 - x1, y2 - y1] - 0.5
+            rows.append([j, x1, y1, x2, y2, 0.99, *pts[:, 0], *pts[:, 1]])
+        return np.array(rows, dtype="float64")
+
+
+def test_predict_finds_faces_of_large_photos_of_any_shape_in_their_own_pixels(family):
+    """Photos larger than the detector's input are shrunk for it, keeping
+    their aspect; the faces come back in the photo's pixels. A wide and a tall
+    photo, each with a 400 px bright "face"."""
+    model = family[-1]
+    wide, tall = np.zeros((1100, 1600, 3), "uint8"), np.zeros((1600, 1100, 3), "uint8")
+    wide[300:700, 900:1300] = 255
+    tall[1000:1400, 200:600] = 255
+    faces = inference.predict([wide, tall], model, detector=BlobDetector())
+    assert len(faces) == 2
+    for face, (x1, y1) in zip(faces, [(900, 300), (200, 1000)]):
+        np.testing.assert_allclose(face["box"], [x1, y1, x1 + 400, y1 + 400], atol=3)
+        np.testing.assert_allclose(face["landmarks"], [x1, y1] + BlobDetector.RELATIVE * 400 - 0.5, atol=3)
+
+
+def test_predict_aligns_a_face_in_a_wide_or_tall_photo_like_in_a_square_one(family):
+    """The aligned crop depends on the face, not on the shape of the photo
+    around it: a 504 px face on black in a square, a wide and a tall photo.
+    Its landmarks are spread 2.5x about its centre, so that the alignment
+    shrinks the photo about 3x: the path that reduces the photo first (sizes
+    and offsets are whole reduced pixels, so every reduced face is the same)."""
+    photos, shapes, rows, model = family
+    side = 504
+    face = np.asarray(Image.fromarray(A.read_image(photos[0])).resize((side, side), Image.BILINEAR))
+    base = np.array(rows[0][0])
+    base[:4] *= side / 128
+    base[5:] = ((base[5:] + 0.5) * side / 128 - side / 2) * 2.5 + side / 2 - 0.5
+    got = []
+    for shape, (ox, oy) in (((600, 600), (48, 48)), ((600, 900), (240, 48)), ((960, 600), (48, 168))):
+        photo = np.zeros((*shape, 3), "uint8")
+        photo[oy:oy + side, ox:ox + side] = face
+        row = base.copy()
+        row[[0, 2, *range(5, 10)]] += ox
+        row[[1, 3, *range(10, 15)]] += oy
+        got.append(inference.predict(photo, model, detector=ShapeDetector({shape: [row]}))[0])
+        assert got[-1]["age"] == pytest.approx(got[0]["age"], abs=0.011), shape
+        np.testing.assert_allclose(got[-1]["landmarks"], np.array(got[0]["landmarks"]) + [ox - 48, oy - 48], atol=0.11)
+
+
+def test_predict_flip_feeds_a_landmarks_model_the_mirror_image_and_its_landmarks():
+    """By hand: the mean of the model on the face with its landmarks and on the
+    mirror image with the landmarks mirrored (x -> S - 1 - x, left and right
+    eyes and mouth corners swapped)."""
+    model = landmark_model()
+    face = np.random.default_rng(0).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
+    pts = A.TEMPLATES[inference.DEFAULT_ALIGN].landmarks(SIZE).astype("float32")  # a whole image's landmarks
+    mirrored = pts[[1, 0, 2, 4, 3]].copy()
+    mirrored[:, 0] = SIZE - 1 - mirrored[:, 0]
+
+    def age(image, marks):
+        x = {"image": image[None].astype("float32"), "landmarks": marks[None]}
+        return float(np.asarray(model.predict_on_batch(x)["age"]).ravel()[0])
+
+    want = (age(face, pts) + age(face[:, ::-1], mirrored)) / 2
+    unswapped = pts.copy()
+    unswapped[:, 0] = SIZE - 1 - unswapped[:, 0]
+    assert abs((age(face, pts) + age(face[:, ::-1], unswapped)) / 2 - want) > 0.05  # the swap matters
+    assert inference.predict(face, model, align=None, flip=True)[0]["age"] == pytest.approx(want, abs=0.011)
+
+
+def test_predict_names_the_gender_of_the_models_probabilities():
+    """gender_probs[:, 0] is "male" (code 0 of every dataset), [:, 1] "female": a
+    model that answers [0.9, 0.1] for a dark image and [0.1, 0.9] for a bright one."""
+    from agekeras.ages import GENDER_NAMES
+
+    image = keras.Input((SIZE, SIZE, 3))
+    bright = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(image))  # (B, 3), mean in [0, 1]
+    slope = np.log(9.0) / 0.8  # logit_0 - logit_1 = slope * (1 - 2 b): +-log 9 at b = 0.1 / 0.9, i.e. 0.9 / 0.1
+    gender = keras.layers.Dense(2, activation="softmax",
+                                kernel_initializer=keras.initializers.Constant([[-slope / 3, slope / 3]] * 3),
+                                bias_initializer=keras.initializers.Constant([slope / 2, -slope / 2]))(bright)
+    age = keras.layers.Reshape(())(keras.layers.Dense(1)(bright))
+    model = keras.Model(image, {"age": age, "gender_probs": gender})
+    dark, light = np.full((SIZE, SIZE, 3), 0.1 * 255, "uint8"), np.full((SIZE, SIZE, 3), 0.9 * 255, "uint8")
+    probs = np.asarray(model.predict_on_batch(np.stack([dark, light]).astype("float32"))["gender_probs"])
+    np.testing.assert_allclose(probs, [[0.9, 0.1], [0.1, 0.9]], atol=0.01)
+    faces = inference.predict([dark, light], model, align=None)
+    assert [(f["gender"], f["gender_prob"]) for f in faces] == [("male", pytest.approx(0.9, abs=0.01)),
+                                                                ("female", pytest.approx(0.9, abs=0.01))]
+    assert GENDER_NAMES == {0: "male", 1: "female"}
 
 
 def test_spread_of_dex_and_coral_distributions():
@@ -191,7 +335,7 @@ def test_load_run_falls_back_and_fails_clearly(tmp_path):
 
 def test_predict_command_exit_codes_and_errors(photos, tmp_path, monkeypatch, capsys):
     folder, det = photos
-    monkeypatch.setattr(A, "make_detector", lambda: det)
+    monkeypatch.setattr(A.detection, "make_detector", lambda: det)
     monkeypatch.setenv("AGEKERAS_CACHE", str(tmp_path / "cache"))
     run = make_run(tmp_path / "run", tiny_model())
     out = tmp_path / "ages.jsonl"
@@ -253,7 +397,7 @@ def test_cross_dataset_evaluate_aligns_and_counts_missed_faces(photos, tmp_path,
     from agekeras.training import evaluate
 
     folder, det = photos
-    monkeypatch.setattr(A, "make_detector", lambda: det)
+    monkeypatch.setattr(A.detection, "make_detector", lambda: det)
     monkeypatch.setenv("AGEKERAS_CACHE", str(tmp_path / "cache"))
     table = tmp_path / "faces.csv"
     names = ["face.jpg", "gray.png", "wall.png", "sub/two.png"]
@@ -266,7 +410,7 @@ def test_cross_dataset_evaluate_aligns_and_counts_missed_faces(photos, tmp_path,
     plain = evaluate(run, dataset="csv", data_dir=str(table), split="all", align=None)
     assert "faces_missed" not in plain and (run / "metrics_csv.json").exists()
     # The detections are cached: a second aligned pass never calls the detector.
-    monkeypatch.setattr(A, "make_detector", lambda: pytest.fail("detector called despite the cache"))
+    monkeypatch.setattr(A.detection, "make_detector", lambda: pytest.fail("detector called despite the cache"))
     again = evaluate(run, dataset="csv", data_dir=str(table), split="all")
     assert again["mae"] == pytest.approx(aligned["mae"])
 

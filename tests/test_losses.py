@@ -84,3 +84,34 @@ def test_losses_serialize():
         revived = keras.losses.deserialize(keras.losses.serialize(loss))
         assert type(revived) is type(loss)
         assert revived.get_config() == loss.get_config()
+
+
+@pytest.mark.parametrize("delta", [0.5, 2.0])
+def test_smooth_l1_delta_sets_both_parts(delta):
+    """0.5 d^2 / delta inside |d| < delta, |d| - 0.5 delta outside: each part at
+    a delta other than 1, with errors on both sides of it."""
+    y = np.zeros(6, "float32")
+    p = np.array([0.1, -0.3, 0.45, 1.0, -1.5, 3.0], "float32") * delta
+    d = np.abs(p - y).astype("float64")
+    ref = np.where(d < delta, 0.5 * d**2 / delta, d - 0.5 * delta)
+    np.testing.assert_allclose(ops.convert_to_numpy(losses.smooth_l1(y, p, delta=delta)), ref, rtol=1e-6)
+    loss = keras.losses.deserialize(keras.losses.serialize(losses.SmoothL1(delta=delta)))
+    np.testing.assert_allclose(float(loss(y, p)), ref.mean(), rtol=1e-6)
+    # Continuous where the parts meet.
+    edge = np.array([delta * (1 - 1e-4), delta * (1 + 1e-4)], "float32")
+    np.testing.assert_allclose(ops.convert_to_numpy(losses.smooth_l1(np.zeros(2, "float32"), edge, delta=delta)),
+                               [0.5 * delta] * 2, rtol=1e-3)
+
+
+@pytest.mark.parametrize("num_classes,sigma", [(4, 0.7), (9, 3.0)])
+def test_gaussian_label_crossentropy_at_other_widths_and_sigmas(num_classes, sigma):
+    k = np.arange(num_classes, dtype="float64")
+    y = np.array([0, 1.5, num_classes - 1], "float32")
+    p = np.random.default_rng(num_classes).dirichlet(np.ones(num_classes), size=3).astype("float32")
+    q = np.exp(-((k[None] - y[:, None]) ** 2) / (2 * sigma**2))
+    q /= q.sum(1, keepdims=True)
+    got = ops.convert_to_numpy(losses.gaussian_label_distribution(y, num_classes, sigma))
+    np.testing.assert_allclose(got, q, rtol=1e-5, atol=1e-7)
+    loss = keras.losses.deserialize(keras.losses.serialize(losses.GaussianLabelCrossentropy(num_classes, sigma)))
+    np.testing.assert_allclose(float(loss(y, p)), (-(q * np.log(p)).sum(1)).mean(), rtol=1e-5)
+

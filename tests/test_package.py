@@ -8,7 +8,8 @@ import keras
 import numpy as np
 
 from agekeras import cli
-from agekeras.training import BudgetProgress, TrainConfig, TrainingClock
+from agekeras.training import TrainConfig
+from agekeras.callbacks import BudgetProgress, TrainingClock
 
 
 def test_saved_model_loads_after_import_agekeras_alone(tmp_path):
@@ -32,12 +33,15 @@ def test_saved_model_loads_after_import_agekeras_alone(tmp_path):
 
 
 def test_cli_train_defaults_are_the_config_defaults():
+    """The fields' own defaults, not a TrainConfig() instance's: __post_init__ resolves "auto" alignment for the
+    default dataset (synthetic: None), which a UTKFace run must not inherit."""
     args = cli._parser().parse_args(["train", "--model", "resnet18_dex", "--out", "x"])
-    defaults = TrainConfig()
     for f in dataclasses.fields(TrainConfig):
         if f.name in cli._NOT_OPTIONS or f.name == "epochs":
             continue
-        assert getattr(args, f.name) == getattr(defaults, f.name), f.name
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        assert getattr(args, f.name) == default, f.name
+    assert args.align == "auto"
     assert args.epochs is None  # resolved in cmd_train: the config's 10, or the budget's None
 
 

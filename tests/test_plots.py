@@ -106,43 +106,44 @@ def test_plot_history_errors(tmp_path):
 def test_plot_predictions():
     y_true = np.array([10.0, 20.0, 30.0, 40.0])
     y_pred = np.array([12.0, 18.0, 33.0, 40.0])
-    fig = plots.plot_predictions(y_true, y_pred)
+    fig = plots.plot_predictions(y_true, y_pred, mae=1.75)
     (ax,) = fig.axes
     (points,) = [c for c in ax.collections if isinstance(c, PathCollection)]
     np.testing.assert_allclose(points.get_offsets(), np.stack([y_true, y_pred], 1))
     (diagonal,) = ax.get_lines()
     np.testing.assert_allclose(diagonal.get_xdata(), diagonal.get_ydata())
     np.testing.assert_allclose(diagonal.get_xdata(), [10.0, 40.0])
-    assert "MAE = 1.75" in ax.get_title()  # (2 + 2 + 3 + 0) / 4
+    assert ax.get_title() == "MAE = 1.75 years (n = 4)"  # the number passed in, not one computed here
+    assert plots.plot_predictions(y_true, y_pred).axes[0].get_title() == "n = 4 faces"
+    with pytest.raises(ValueError, match="4 true ages but 3 predictions"):
+        plots.plot_predictions(y_true, y_pred[:3])
 
 
-def test_error_by_age_matches_hand_computation():
-    y_true = [5, 9.9, 10, 25, 29, 79.5, 80, 130, -1]
-    y_pred = [6, 12.9, 20, 20, 29, 70.5, 90, 0, 0]
-    rows = plots.error_by_age(y_true, y_pred, bins=(0, 10, 20, 30, 80, 120))
-    assert rows == [
-        {"bracket": "0-10", "n": 2, "mae": 2.0},  # |1|, |3|
-        {"bracket": "10-20", "n": 1, "mae": 10.0},
-        {"bracket": "20-30", "n": 2, "mae": 2.5},  # |5|, |0|
-        {"bracket": "30-80", "n": 1, "mae": 9.0},
-        {"bracket": "80-120", "n": 1, "mae": 10.0},  # 130 and -1 are out of range
-    ]
-    assert plots.error_by_age([50], [50], bins=(0, 10, 120))[0] == {
-        "bracket": "0-10", "n": 0, "mae": None,
-    }
-    with pytest.raises(ValueError, match="increasing"):
-        plots.error_by_age([1], [1], bins=(10, 0))
-
-
-def test_plot_error_by_age_bars_and_counts():
-    y_true = [5, 9, 25, 29, 25]
-    y_pred = [6, 12, 20, 29, 27]
-    fig = plots.plot_error_by_age(y_true, y_pred, bins=(0, 10, 20, 30))
+def test_plot_error_by_age_draws_the_table_it_is_given():
+    by_age = [{"bracket": "0-10", "n": 2, "mae": 2.0}, {"bracket": "10-20", "n": 0, "mae": None},
+              {"bracket": "20-30", "n": 3, "mae": 7 / 3}]
+    fig = plots.plot_error_by_age(by_age, mae=2.2)
     (ax,) = fig.axes
     heights = [p.get_height() for p in ax.patches]
     np.testing.assert_allclose(heights, [2.0, 0.0, 7 / 3])
     assert [t.get_text() for t in ax.texts] == ["n=2", "n=0", "n=3"]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0-10", "10-20", "20-30"]
+    assert ax.get_title() == "MAE by age (overall 2.20)"
+    assert plots.plot_error_by_age(by_age).axes[0].get_title() == "MAE by age"
+    with pytest.raises(ValueError, match="error_by_age"):
+        plots.plot_error_by_age([[5, 9], [6, 12]])  # ages, not the table
+    with pytest.raises(TypeError):
+        plots.plot_error_by_age([5, 9], [6, 12])  # (y_true, y_pred): the table is computed by the caller
+
+
+def test_plot_error_by_age_of_the_metrics_table():
+    from agekeras import metrics
+
+    y_true, y_pred = [5, 9, 25, 29, 25], [6, 12, 20, 29, 27]
+    fig = plots.plot_error_by_age(metrics.error_by_age(y_true, y_pred, bins=(0, 10, 20, 30)),
+                                  mae=metrics.mae(y_true, y_pred))
+    ax = fig.axes[0]
+    np.testing.assert_allclose([p.get_height() for p in ax.patches], [2.0, 0.0, 7 / 3])
     assert "2.20" in ax.get_title()  # (1 + 3 + 5 + 0 + 2) / 5
 
 
@@ -244,6 +245,7 @@ def test_existing_axes_are_drawn_into():
 
     subfig = Figure().subfigures(1, 2)[1]
     assert plots.plot_predictions([1, 2], [1, 3], ax=subfig.add_subplot()) is subfig.figure
+    assert plots.plot_error_by_age([{"bracket": "0-10", "n": 1, "mae": 1.0}], ax=left) is fig
 
 
 def test_save_to_creates_folders_and_writes_png_at_120_dpi(tmp_path):

@@ -6,6 +6,7 @@ function counts as much as one at the top of a file.
 
 import ast
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -13,16 +14,34 @@ import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "agekeras"
 
+# Every module and subpackage of agekeras: what a leaf module imports none of.
+EVERYTHING = tuple(sorted(
+    p.stem for p in PACKAGE.iterdir()
+    if (p.suffix == ".py" and not p.stem.startswith("_")) or (p / "__init__.py").is_file()
+))
+
 # module folder/file -> agekeras subpackages it must never import
 FORBIDDEN = {
     "layers": ("models", "training", "experiments", "cli", "datasets", "plots", "inference"),
     "losses.py": ("models", "training", "experiments", "cli", "datasets", "plots", "inference"),
     "metrics.py": ("models", "training", "experiments", "cli", "datasets", "plots", "inference"),
-    "models": ("training", "experiments", "cli", "datasets", "plots", "inference"),
+    "models": ("training", "experiments", "cli", "datasets", "plots", "inference", "runs", "config", "runtime",
+               "callbacks", "evaluation"),
     "training.py": ("experiments", "cli", "inference"),
+    # the training core: settings, run files, runtime, callbacks, evaluation (training imports them, never back)
+    "runs.py": ("layers", "models", "training", "experiments", "cli", "plots", "inference", "evaluation",
+                "callbacks", "runtime", "config", "losses", "metrics"),
+    "config.py": ("layers", "models", "training", "experiments", "cli", "plots", "inference", "evaluation",
+                  "callbacks", "runtime", "runs"),
+    "runtime.py": ("layers", "models", "training", "experiments", "cli", "datasets", "plots", "inference",
+                   "evaluation", "callbacks", "config", "runs"),
+    "callbacks.py": ("models", "training", "experiments", "cli", "datasets", "plots", "inference", "evaluation",
+                     "config"),
+    "evaluation.py": ("training", "experiments", "cli", "inference", "callbacks"),
     "experiments": ("cli",),
     "datasets": ("layers", "models", "training", "experiments", "cli", "plots", "losses", "metrics", "inference"),
-    "plots.py": ("layers", "models", "training", "experiments", "cli", "datasets", "losses", "metrics", "inference"),
+    "plots": ("layers", "models", "training", "experiments", "cli", "datasets", "losses", "metrics", "inference"),
+    "face_template.py": EVERYTHING,  # the five-point face: layers and datasets both use it
     "ages.py": ("layers", "models", "training", "experiments", "cli", "datasets", "plots", "losses", "metrics"),
 }
 
@@ -90,3 +109,38 @@ def test_importing_the_layers_loads_neither_tfds_nor_datasets():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out[-2:] == ["False", "False"], out
+
+
+MAX_LINES = 800
+
+
+def test_no_module_is_longer_than_800_lines():
+    long = {str(p.relative_to(PACKAGE.parent)): n for p in PACKAGE.rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"split these modules (over {MAX_LINES} lines): {long}"
+
+
+# The files of a run directory: only agekeras/runs.py names them (as code, not in docstrings).
+RUN_FILES = re.compile(r"(config|state|calibration)\.json|history\.csv|(best|last)\.keras|metrics[_{}\w]*\.json"
+                       r"|predictions[_{}\w]*\.csv")
+
+
+def _code_strings(path):
+    """The string constants of a module that are not docstrings, with their lines."""
+    tree = ast.parse(path.read_text())
+    docs = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                docs.add(id(first.value))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+            yield node.lineno, node.value
+
+
+def test_run_file_names_live_in_the_runs_module_only():
+    bad = [f"{p.relative_to(PACKAGE.parent)}:{line}: {text[:60]!r}"
+           for p in sorted(PACKAGE.rglob("*.py")) if p.name != "runs.py"
+           for line, text in _code_strings(p) if RUN_FILES.search(text)]
+    assert not bad, "name run files through agekeras.runs.RunDir:\n" + "\n".join(bad)

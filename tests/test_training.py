@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from agekeras.datasets.pipeline import zoom_images
-from agekeras.training import (
-    TTA_VIEWS, ProgressSchedule, TrainConfig, evaluate, load_run, load_splits, predict, prediction_dataset, train,
-)
+from agekeras.training import TrainConfig, evaluate, load_splits, train
+from agekeras.evaluation import TTA_VIEWS, load_run, dataset_outputs, view_pipeline
+from agekeras.callbacks import ProgressSchedule
 
 TINY = dict(dataset="synthetic", dataset_kwargs={"n": 160}, image_size=32, batch_size=32, verbose=0)
 
@@ -138,29 +138,29 @@ def test_evaluate_reloads_with_safe_mode_and_rejects_other_runs(tmp_path):
     flipped = evaluate(run, flip=True)  # the mean of the ages predicted on each face and on its mirror image
     model, config, _ = load_run(run)
     test = load_splits(config)[0]["test"]
-    both = [predict(model, test, 32)["age"].reshape(-1), predict(model, test, 32, flip=True)["age"].reshape(-1)]
+    both = [dataset_outputs(model, test, 32)["age"].reshape(-1), dataset_outputs(model, test, 32, flip=True)["age"].reshape(-1)]
     assert flipped["mae"] == pytest.approx(np.mean(np.abs((both[0] + both[1]) / 2 - test.age)), abs=1e-4)
     assert flipped["flip"] and flipped["metrics_file"] == str(run / "metrics_flip.json")
     # The mirrored pipeline feeds each face reversed along its width. (A tiny
     # model can predict the same age for a face and its mirror, so the MAE
     # alone cannot show that the images were flipped.)
-    (plain_x, _), (mirror_x, _) = (next(iter(prediction_dataset(model, test, 32, 8, flip=f))) for f in (False, True))
+    (plain_x, _), (mirror_x, _) = (next(iter(view_pipeline(model, test, 32, 8, flip=f))) for f in (False, True))
     np.testing.assert_array_equal(np.asarray(mirror_x), np.asarray(plain_x)[:, :, ::-1])
     assert not np.array_equal(np.asarray(mirror_x), np.asarray(plain_x))
     assert not json.loads((run / "metrics.json").read_text())["flip"]
     # Six views: three zooms about the centre, each also mirrored; the zoomed pipeline feeds `zoom_images` of the plain one.
     tta = evaluate(run, tta=True)
-    ages = [predict(model, test, 32, flip=f, zoom=z)["age"].reshape(-1) for z, f in TTA_VIEWS]
+    ages = [dataset_outputs(model, test, 32, flip=f, zoom=z)["age"].reshape(-1) for z, f in TTA_VIEWS]
     assert tta["mae"] == pytest.approx(np.mean(np.abs(np.mean(ages, axis=0) - test.age)), abs=1e-4)
     assert tta["tta"] and not tta["flip"] and tta["metrics_file"] == str(run / "metrics_tta.json")
     assert json.loads((run / "metrics_tta.json").read_text())["mae"] == tta["mae"]
-    zoomed_x, _ = next(iter(prediction_dataset(model, test, 32, 8, zoom=1.085)))
+    zoomed_x, _ = next(iter(view_pipeline(model, test, 32, 8, zoom=1.085)))
     np.testing.assert_allclose(np.asarray(zoomed_x), np.asarray(zoom_images(plain_x, None, 1.085)[0]), atol=1e-4)
     with pytest.raises(ValueError, match="not both"):
         evaluate(run, flip=True, tta=True)
     with pytest.raises(ValueError, match="split must be one of"):
         evaluate(run, split="validation")
-    with pytest.raises(ValueError, match="holds a run of resnet18_coral"):
+    with pytest.raises(ValueError, match="holds another run .*model: 'resnet18_coral' -> 'resnet18_dex'"):
         train(TrainConfig(model="resnet18_dex", epochs=1, out=str(run), **TINY))
     with pytest.raises(FileNotFoundError, match="config.json"):
         evaluate(tmp_path)
@@ -169,20 +169,18 @@ def test_evaluate_reloads_with_safe_mode_and_rejects_other_runs(tmp_path):
 def test_loss_recipe_label_sigma_and_age_l1(tmp_path):
     from agekeras import losses
     from agekeras.models import registry
-    from agekeras.training import recipe_compile_args
-
     model = registry.get("resnet18_dex", input_shape=(32, 32, 3), num_classes=11, age_min=20)
-    args = recipe_compile_args(registry.entry("resnet18_dex"), model, 11, label_sigma=2.0, age_l1=0.5)
+    args = registry.entry("resnet18_dex").compile_args(model, num_classes=11, label_sigma=2.0, age_l1=0.5)
     assert isinstance(args["loss"]["age_probs"], losses.GaussianLabelCrossentropy)
     assert args["loss"]["age_probs"].sigma == 2.0 and args["loss"]["age_probs"].num_classes == 11
     assert args["loss_weights"] == {"age_probs": 1.0, "age": 0.5}
-    assert recipe_compile_args(registry.entry("resnet18_dex"), model, 11)["loss"].keys() == {"age_probs"}
+    assert registry.entry("resnet18_dex").compile_args(model, num_classes=11)["loss"].keys() == {"age_probs"}
     coral = registry.get("resnet18_coral", input_shape=(32, 32, 3), num_classes=11, age_min=20)
     with pytest.raises(ValueError, match="softmax age head"):
-        recipe_compile_args(registry.entry("resnet18_coral"), coral, 11, label_sigma=2.0)
+        registry.entry("resnet18_coral").compile_args(coral, num_classes=11, label_sigma=2.0)
     regression = registry.get("resnet18_regression", input_shape=(32, 32, 3), num_classes=11, age_min=20)
     with pytest.raises(ValueError, match="already trains its age output"):
-        recipe_compile_args(registry.entry("resnet18_regression"), regression, 11, age_l1=1.0)
+        registry.entry("resnet18_regression").compile_args(regression, num_classes=11, age_l1=1.0)
     # A run with the recipe trains, saves it in config.json and reloads with safe_mode.
     run = tmp_path / "run"
     result = train(TrainConfig(model="resnet18_dex", epochs=1, label_sigma=2.0, age_l1=0.1, out=str(run), **TINY))
@@ -191,7 +189,8 @@ def test_loss_recipe_label_sigma_and_age_l1(tmp_path):
 
 
 def test_ema_optimizer_and_best_checkpoint_hold_the_moving_average(tmp_path):
-    from agekeras.training import RunCheckpoint, TrainingClock, make_optimizer
+    from agekeras.callbacks import RunCheckpoint, TrainingClock
+    from agekeras.runtime import make_optimizer
 
     for bad in (0.0, 1.0, 1.5, -0.1):
         with pytest.raises(ValueError, match="ema must be a momentum"):
@@ -291,7 +290,7 @@ def test_time_budget_resume_keeps_schedule_best_score_and_elapsed_time(tmp_path)
 
 
 def test_cpu_others_is_the_busy_time_this_process_did_not_use(monkeypatch):
-    from agekeras import training as T
+    from agekeras import runtime as T
 
     # 2 cores for 10 s: 20 CPU-seconds; 16 busy, 11 of them this process's
     assert T.cpu_others((100.0, 400.0, 50.0), (116.0, 420.0, 61.0)) == pytest.approx(5 / 20)
@@ -304,7 +303,7 @@ def test_cpu_others_is_the_busy_time_this_process_did_not_use(monkeypatch):
 
 
 def test_training_clock_logs_the_cpu_share_of_other_processes(monkeypatch):
-    from agekeras import training as T
+    from agekeras import callbacks as T
 
     snapshots = iter([(100.0, 400.0, 50.0), (116.0, 420.0, 61.0)])
     monkeypatch.setattr(T, "cpu_snapshot", lambda: next(snapshots))
@@ -314,3 +313,87 @@ def test_training_clock_logs_the_cpu_share_of_other_processes(monkeypatch):
     logs = {}
     clock.on_epoch_end(0, logs)
     assert logs["cpu_others"] == pytest.approx(0.25) and logs["train_seconds"] >= 0
+
+
+def _cell_model(width=8, num_classes=60, age_min=1):
+    """A model wired as a notebook cell would: agekeras layers, conventional output names."""
+    from agekeras import layers
+
+    inputs = keras.Input((32, 32, 3), name="image")
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = layers.ConvBNReLU(width, 3, strides=2)(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    probs, age = layers.DEXHead(num_classes, age_min=age_min)(x)
+    return keras.Model(inputs, {"age_probs": probs, "age": keras.layers.Identity(name="age")(age)})
+
+
+def test_train_trains_the_model_object_it_is_given_and_never_reuses_another_models_run(tmp_path):
+    keras.utils.set_random_seed(0)
+    config = TrainConfig(model="cell_model", epochs=1, num_classes=60, age_min=1, label_sigma=2.0, age_l1=0.5,
+                         out=str(tmp_path / "run"), **TINY)
+    model = _cell_model()
+    before = [keras.ops.convert_to_numpy(w).copy() for w in model.trainable_weights]
+    result = train(config, model=model)
+    after = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
+    assert all(not np.allclose(a, b) for a, b in zip(after, before)), "the passed model's weights did not change"
+    assert model.optimizer.iterations.numpy() > 0 and np.isfinite(result["mae"])
+    # compiled by the conventions with the run's recipe: Gaussian labels on age_probs, L1 on age
+    assert {type(l).__name__ for l in keras.tree.flatten(model.loss)} >= {"GaussianLabelCrossentropy",
+                                                                         "MeanAbsoluteError"}
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    from agekeras.training import architecture
+
+    assert saved["model"]["custom"] and saved["model"]["fingerprint"] == architecture(model)["fingerprint"]
+    assert saved["model"]["params"] == model.count_params() and len(saved["model"]["summary"]) == len(model.layers)
+    # The same architecture built again (other auto-generated layer names) resumes: the run is finished, so it
+    # is evaluated again, and the object gets the run's weights.
+    again = _cell_model()
+    assert architecture(again)["fingerprint"] == architecture(model)["fingerprint"]
+    assert train(config, model=again)["mae"] == pytest.approx(result["mae"], abs=1e-4)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(again.trainable_weights[0]), after[0])
+    # Another model, or the same model with other settings, never re-scores the old run.
+    with pytest.raises(ValueError, match="holds another run .*architecture"):
+        train(config, model=_cell_model(width=12))
+    import dataclasses
+
+    with pytest.raises(ValueError, match="holds another run .*label_sigma: 2.0 -> 3.0"):
+        train(dataclasses.replace(config, label_sigma=3.0), model=_cell_model())
+    with pytest.raises(ValueError, match="holds another run .*model_kwargs"):
+        train(dataclasses.replace(config, model="resnet18_dex", model_kwargs={"dropout": 0.1}))
+    # A compiled model keeps its own compile().
+    own = _cell_model()
+    own.compile(optimizer="sgd", loss={"age": "mse"})
+    train(dataclasses.replace(config, out=str(tmp_path / "own")), model=own)
+    assert own.loss == {"age": "mse"} and isinstance(own.optimizer, keras.optimizers.SGD)
+
+
+def test_registering_a_builder_again_from_a_rerun_cell_replaces_it():
+    from agekeras.models import registry
+
+    def make():
+        @registry.register("cell_rerun_probe", description="probe")
+        def cell_rerun_probe(input_shape=(32, 32, 3), num_classes=10, age_min=0):
+            return _cell_model(num_classes=num_classes, age_min=age_min)
+
+        return cell_rerun_probe
+
+    first, second = make(), make()  # a cell run twice defines a new function object of the same name
+    assert first is not second and registry.entry("cell_rerun_probe").builder is second
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register("cell_rerun_probe")(lambda **kw: None)  # another function under that name
+    registry._REGISTRY.pop("cell_rerun_probe")
+
+
+def test_max_steps_caps_training_and_evaluation(tmp_path, monkeypatch):
+    """AGEKERAS_MAX_STEPS=N: one epoch of N steps, and N batches per evaluation (the paper-mode smoke test)."""
+    monkeypatch.setenv("AGEKERAS_MAX_STEPS", "1")
+    run = tmp_path / "run"
+    result = train(TrainConfig(model="cell_model", epochs=5, num_classes=60, age_min=1, out=str(run), **TINY),
+                   model=_cell_model())
+    assert len(_history(run)) == 1
+    assert result["n"] == TINY["batch_size"] and result["max_steps"] == 1 and result["unreadable"] == 0
+    model = keras.saving.load_model(run / "last.keras", safe_mode=True)
+    assert int(model.optimizer.iterations.numpy()) == 1
+    monkeypatch.setenv("AGEKERAS_MAX_STEPS", "zero")
+    with pytest.raises(ValueError, match="AGEKERAS_MAX_STEPS must be a positive number"):
+        evaluate(run)

@@ -3,7 +3,7 @@
 ```python
 from agekeras import datasets
 
-ds = datasets.load("utkface", "../shared/datasets/utkface-dev")
+ds = datasets.load("utkface", "~/agekeras_data/utkface")
 parts = datasets.split(ds, "random", seed=0, val_fraction=0.1)
 parts["train"], parts["val"], parts["test"]
 ```
@@ -53,7 +53,7 @@ def default_data_dir(name: str) -> pathlib.Path:
     """Where `load(name)` looks without `data_dir`: `<data root>/<name>`.
 
     The data root is `$AGEKERAS_DATA_ROOT` (`$AGEKERAS_DATA` is accepted
-    too), default `~/agekeras_data`, where `python -m data_prep.download
+    too), default `~/agekeras_data`, where `python -m agekeras download
     <name>` puts downloads by default. Every notebook finds data there.
     """
     return data_root() / name
@@ -96,10 +96,13 @@ def load(name: str, data_dir=None, *, validate: bool = True, **kwargs) -> AgeDat
     spec = READERS[name]
     path = pathlib.Path(data_dir).expanduser() if data_dir is not None else default_data_dir(name)
     if not path.is_file() and (not path.is_dir() or not any(path.iterdir())):
+        from .download import SOURCES
+
         how = (
-            f"download it with `python -m data_prep.download {name} --out {path}`"
-            if spec.download
-            else f"download it by hand from {spec.homepage} (see data_prep/README.md)"
+            f"download it with `python -m agekeras download {name} --out {path}`"
+            if name in SOURCES
+            else f"download it by hand from {spec.homepage} (`python -m agekeras download {name}` "
+            "prints how)"
         )
         raise FileNotFoundError(
             f"No {name} data at {path} (missing or empty). To get it, {how}, "

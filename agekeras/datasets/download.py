@@ -13,7 +13,13 @@ Without network, `fetch` raises `DownloadError` telling the user to download
 on a machine with internet access and pass the folder as `data_dir` (or as
 TFDS `manual_dir`).
 
-Used by `python -m data_prep.download` (command line) and the TFDS builders.
+Used by the TFDS builders and by the command line, `python -m agekeras
+download` (`add_arguments` + `run`):
+
+    python -m agekeras download --list                 # every dataset and how to get it
+    python -m agekeras download afad_lite              # -> ~/agekeras_data/afad_lite/AFAD-Lite
+    python -m agekeras download appa_real --out /data/appa
+    python -m agekeras download adience                # prints the official page and layout
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import os
 import pathlib
 import shutil
 import socket
+import sys
 import tarfile
 import urllib.error
 import urllib.parse
@@ -176,7 +183,7 @@ def reachable(name: str, timeout: float = 3.0) -> bool:
 def _offline_message(name: str, url: str, error: Exception) -> str:
     return (
         f"{name}: could not reach {url} ({getattr(error, 'reason', error)}). No network? "
-        f"Download on a machine with internet access (python -m data_prep.download {name} --out DIR), "
+        f"Download on a machine with internet access (python -m agekeras download {name} --out DIR), "
         "copy DIR here and pass it as data_dir, or to TFDS as --manual_dir "
         "(tfds.download.DownloadConfig(manual_dir=DIR))."
     )
@@ -253,3 +260,69 @@ def _extract(archive: pathlib.Path, out_dir: pathlib.Path) -> None:
     else:
         with tarfile.open(archive) as t:
             t.extractall(out_dir, filter="data")
+
+
+def add_arguments(parser):
+    """Add the options of `python -m agekeras download` to `parser`.
+
+    Args:
+        parser: an `argparse.ArgumentParser` (or a sub-command's parser).
+
+    Returns:
+        The parser.
+
+    Example:
+
+    >>> import argparse
+    >>> args = add_arguments(argparse.ArgumentParser()).parse_args(["afad_lite", "--keep-archive"])
+    >>> args.name, args.out, args.keep_archive
+    ('afad_lite', None, True)
+    """
+    parser.add_argument("name", nargs="?", choices=sorted(READERS), help="dataset to fetch")
+    parser.add_argument("--out", type=pathlib.Path, help="target folder (default: $AGEKERAS_DATA_ROOT/<name>)")
+    parser.add_argument("--no-verify", action="store_true", help="skip the checksum check")
+    parser.add_argument("--keep-archive", action="store_true", help="keep the archive after extraction")
+    parser.add_argument("--list", action="store_true", help="list the datasets and how each is obtained")
+    return parser
+
+
+def run(args) -> int:
+    """Run `python -m agekeras download` with the parsed `args` of `add_arguments`.
+
+    `--list` prints every dataset, "download" or "manual", and its page. A
+    dataset with an anonymous source is fetched into `--out` (default
+    `agekeras.datasets.default_data_dir(name)`) and its folder printed; for
+    any other, or when the download fails (e.g. no network), the reason and
+    what to do go to stderr.
+
+    Args:
+        args: the `argparse.Namespace`.
+
+    Returns:
+        The exit code: 0 when listed or fetched, 1 when the dataset must be
+        fetched by hand or the download failed, 2 without a dataset name.
+
+    Example:
+
+    >>> run(add_arguments(argparse.ArgumentParser()).parse_args(["--list"]))  # doctest: +SKIP
+    0
+    """
+    from . import default_data_dir
+
+    if args.list:
+        for name, spec in sorted(READERS.items()):
+            how = "download" if name in SOURCES else "manual"
+            print(f"{name:15s} {how:8s} {spec.homepage}")
+        return 0
+    if args.name is None:
+        print("error: give a dataset name (or --list)", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    out = args.out or default_data_dir(args.name)
+    try:
+        folder = fetch(args.name, out, verify=not args.no_verify, keep_archive=args.keep_archive)
+    except DownloadError as e:
+        print(str(e), file=sys.stderr)
+        return 1
+    print(f"{args.name} ready in {folder}\n  agekeras.datasets.load({args.name!r}, {str(folder)!r})")
+    return 0

@@ -98,6 +98,7 @@ import tensorflow as tf
 
 from agekeras.ages import class_index  # noqa: F401  (re-exported: the pipeline's targets use it)
 from agekeras.datasets.base import AgeDataset
+from agekeras.face_template import MIRROR_ORDER
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -113,9 +114,6 @@ DEFAULT_AUGMENT = {
 a full turn, so 10/360 is +-10 degrees). A factor of 0 disables a layer."""
 
 _GEOMETRIC = ("rotation", "translation", "zoom")
-# Landmark order: left eye, right eye, nose, left mouth corner, right mouth
-# corner. A horizontal flip turns each "left" point into the "right" one.
-_MIRRORED_LANDMARKS = (1, 0, 2, 4, 3)
 _JPEG_RATIOS = (1, 2, 4, 8)
 # With a file cache the data may not fit in memory: bound the shuffle buffer.
 _FILE_CACHE_SHUFFLE_BUFFER = 10_000
@@ -192,7 +190,7 @@ def make_tf_dataset(
     }
 
     if ds.in_memory:
-        images, landmarks = _resize_array(ds.images, ds.landmarks, size)
+        images, landmarks = resize_faces(ds.images, ds.landmarks, size)
         dataset = tf.data.Dataset.from_tensor_slices((images, landmarks, labels))
         shuffle_buffer = len(ds)
     else:
@@ -221,7 +219,7 @@ def make_tf_dataset(
         deterministic=deterministic,
     )
 
-    augmenter = None if config is None else _make_augmenter(config, seed, with_landmarks, size)
+    augmenter = None if config is None else _make_augmenter(config, seed, with_landmarks)
 
     def finish(images, points, batch_labels):
         images = tf.cast(images, "float32")
@@ -265,24 +263,58 @@ def jpeg_decode_ratio(source_shape, image_size) -> tf.Tensor:
     return tf.gather(_JPEG_RATIOS, _jpeg_ratio_index(source_shape, _image_size(image_size)))
 
 
-
-
 def mirror_landmarks(landmarks, width):
     """The 5 landmarks of the horizontally flipped image.
 
     x becomes `width - 1 - x` (pixel centres) and the left/right points swap
-    (eyes, mouth corners), so that "left eye" stays the subject's left eye.
+    (eyes, mouth corners: `agekeras.face_template.MIRROR_ORDER`), so that
+    "left eye" stays the eye on the image's left.
 
     Args:
         landmarks: `(..., 5, 2)` (x, y) pixels, a tensor or array.
-        width: image width in pixels.
+        width: image width in pixels (a number or a scalar tensor).
 
     Returns:
         float32 tensor `(..., 5, 2)`.
+
+    Example:
+        >>> mirror_landmarks([[[1, 2], [5, 2], [3, 4], [2, 6], [4, 6]]], 8)[0, :2].numpy().tolist()
+        [[2.0, 2.0], [6.0, 2.0]]
     """
     landmarks = tf.cast(landmarks, "float32")
-    mirrored = tf.gather(landmarks, _MIRRORED_LANDMARKS, axis=-2)
-    return tf.stack([float(width) - 1.0 - mirrored[..., 0], mirrored[..., 1]], axis=-1)
+    mirrored = tf.gather(landmarks, MIRROR_ORDER, axis=-2)
+    width = tf.cast(width, "float32")
+    return tf.stack([width - 1.0 - mirrored[..., 0], mirrored[..., 1]], axis=-1)
+
+
+def mirror_face(images, landmarks=None):
+    """Faces flipped left-right, with their landmarks (`mirror_landmarks`).
+
+    The width is the images' own (axis -2 of `(..., height, width,
+    channels)`), so one image or a batch both work.
+
+    Args:
+        images: `(..., height, width, channels)`, a tf tensor or a NumPy array.
+        landmarks: `(..., 5, 2)` (x, y) pixels in those images, or None.
+
+    Returns:
+        `(images, landmarks)`: the mirrored images (same type and dtype) and
+        float32 landmarks (None when `landmarks` is None). With NumPy images
+        both come back as NumPy arrays, else as tensors.
+
+    Example:
+        >>> x = np.arange(6, dtype="float32").reshape(1, 1, 3, 2)
+        >>> flipped, _ = mirror_face(x)
+        >>> flipped[0, 0, :, 0].tolist()
+        [4.0, 2.0, 0.0]
+    """
+    if isinstance(images, np.ndarray):
+        width = images.shape[-2]
+        points = None if landmarks is None else mirror_landmarks(landmarks, width).numpy()
+        return images[..., ::-1, :], points
+    images = tf.convert_to_tensor(images)
+    width = images.shape[-2] if images.shape[-2] is not None else tf.shape(images)[-2]
+    return tf.reverse(images, axis=[-2]), None if landmarks is None else mirror_landmarks(landmarks, width)
 
 
 def zoom_images(images, landmarks, zoom):
@@ -325,7 +357,7 @@ def zoom_images(images, landmarks, zoom):
     out = tf.image.resize(source, (height, width), method="bilinear")
     if landmarks is None:
         return out, None
-    # Pixel centres to continuous coordinates and back (as `_resize_array` does).
+    # Pixel centres to continuous coordinates and back (as `resize_faces` does).
     points = tf.cast(landmarks, "float32") + 0.5
     points = (points - [float(left), float(top)]) * [width / crop_w, height / crop_h]
     return out, points - 0.5
@@ -476,8 +508,18 @@ def _crop_resize(images, points, size):
     return images, points
 
 
-def _resize_array(images, landmarks, size):
-    """Resizes an in-memory uint8 array (n, h, w, 3) to `size` once, up front."""
+def resize_faces(images, landmarks, size):
+    """In-memory faces resized to `size` once, up front, landmarks moved with them.
+
+    Args:
+        images: uint8 array `(n, h, w, 3)`.
+        landmarks: float array `(n, 5, 2)` in pixel coordinates of `images`.
+        size: `(height, width)` of the result.
+
+    Returns:
+        `(images, landmarks)`: uint8 `(n, *size, 3)` and the landmarks in the
+        new pixels (the arrays themselves when the size is already right).
+    """
     if tuple(images.shape[1:3]) == size:
         return images, landmarks
     out_images = np.empty((len(images), *size, 3), dtype="uint8")
@@ -490,7 +532,7 @@ def _resize_array(images, landmarks, size):
     return out_images, out_points
 
 
-def _make_augmenter(config, seed, with_landmarks, size):
+def _make_augmenter(config, seed, with_landmarks):
     """A function `(images, landmarks) -> (images, landmarks)` on float32 batches.
 
     The Keras layers are created once, here, with seeds derived from `seed`.
@@ -507,7 +549,7 @@ def _make_augmenter(config, seed, with_landmarks, size):
 
     if with_landmarks:
         geometric = {key: float(config[key] or 0.0) for key in _GEOMETRIC}
-        return _landmark_augmenter(config["flip"], photometric, seed, size[1], geometric)
+        return _landmark_augmenter(config["flip"], photometric, seed, geometric)
 
     layers = []
     if config["flip"]:
@@ -527,7 +569,7 @@ def _make_augmenter(config, seed, with_landmarks, size):
     return augment
 
 
-def _landmark_augmenter(flip, photometric, seed, width, geometric=None):
+def _landmark_augmenter(flip, photometric, seed, geometric=None):
     """Flip and one random similarity (both moving the landmarks) and
     photometric changes, per sample."""
     geometric = {k: v for k, v in (geometric or {}).items() if v}
@@ -538,8 +580,8 @@ def _landmark_augmenter(flip, photometric, seed, width, geometric=None):
     def augment(images, landmarks):
         if generator is not None:
             coin = generator.uniform([tf.shape(images)[0]]) < 0.5
-            mirrored = mirror_landmarks(landmarks, width)
-            images = tf.where(coin[:, None, None, None], tf.reverse(images, axis=[2]), images)
+            flipped, mirrored = mirror_face(images, landmarks)
+            images = tf.where(coin[:, None, None, None], flipped, images)
             landmarks = tf.where(coin[:, None, None], mirrored, landmarks)
         if affine_generator is not None:
             images, landmarks = random_similarity(images, landmarks, affine_generator, **geometric)

@@ -7,11 +7,14 @@
   "missing file", "empty file", "not an image", "truncated image" or
   "corrupt image";
 * decodable files that are not a plain 8-bit JPEG (L, RGB) or PNG (L, RGB,
-  RGBA) -- CMYK JPEG, 16-bit or palette PNG, LA, GIF, TIFF, BMP, WebP, ... --
-  are converted once to an RGB PNG under `cache_dir()/converted/` and the
-  row's path replaced. After validation every path is therefore something
-  `tf.io.decode_image(channels=3)` and `tf.io.decode_jpeg`/`decode_png`
-  decode the same way Pillow does;
+  or RGBA without transparent pixels) -- CMYK JPEG, 16-bit or palette PNG,
+  LA, transparent RGBA, GIF, TIFF, BMP, WebP, ... -- are converted once to
+  an RGB PNG under `cache_dir()/converted/` with
+  `agekeras.datasets.images.to_rgb` (transparency on white, 16-bit scaled
+  to 8), and the row's path replaced. After validation every path is
+  therefore something `tf.io.decode_image(channels=3)` and
+  `tf.io.decode_jpeg`/`decode_png` decode to the pixels
+  `agekeras.datasets.images.read_image` gives;
 * each image's (height, width) is recorded; `image_sizes(ds)` returns them
   (e.g. to choose a JPEG decode `ratio` in the input pipeline).
 
@@ -34,10 +37,13 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .base import AgeDataset, SkipReport
+from .images import to_rgb
 
 logger = logging.getLogger("agekeras.datasets")
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+# Formats and modes TensorFlow decodes as Pillow + `to_rgb` do (an RGBA PNG
+# only while no pixel is transparent: TensorFlow drops the alpha channel).
 _TF_SAFE = {"JPEG": {"L", "RGB"}, "PNG": {"L", "RGB", "RGBA"}}
 
 _sizes: dict[str, tuple[int, int]] = {}  # absolute path -> (height, width)
@@ -83,10 +89,10 @@ def check_image(path: str, converted_dir: pathlib.Path) -> dict:
         with Image.open(path) as im:
             im.load()
             fmt, mode, (width, height) = im.format, im.mode, im.size
-            if mode in _TF_SAFE.get(fmt, ()):
+            if mode in _TF_SAFE.get(fmt, ()) and "transparency" not in im.info and _opaque(im):
                 return {"status": "ok", "size": [height, width]}
             out = converted_dir / (hashlib.sha1(os.path.abspath(path).encode()).hexdigest() + ".png")
-            _to_rgb(im).save(out)
+            Image.fromarray(to_rgb(im)).save(out)
             return {"status": "converted", "size": [height, width], "path": str(out), "from": f"{fmt} {mode}"}
     except FileNotFoundError:
         return {"status": "bad", "reason": "missing file"}
@@ -99,16 +105,9 @@ def check_image(path: str, converted_dir: pathlib.Path) -> dict:
         return {"status": "bad", "reason": "corrupt image"}
 
 
-def _to_rgb(im: Image.Image) -> Image.Image:
-    """RGB copy of `im`; 16/32-bit and float images are rescaled, not clipped."""
-    if im.mode.startswith(("I", "F")):
-        a = np.asarray(im, dtype="float64")
-        if a.max() > 255:
-            a = a / 257.0 if a.max() <= 65535 else a * (255.0 / a.max())
-        return Image.fromarray(np.clip(np.rint(a), 0, 255).astype("uint8")).convert("RGB")
-    if im.mode == "P" and "transparency" in im.info:
-        im = im.convert("RGBA")
-    return im.convert("RGB")
+def _opaque(im: Image.Image) -> bool:
+    """No transparent pixel (always true without an alpha channel)."""
+    return im.mode != "RGBA" or im.getchannel("A").getextrema()[0] == 255
 
 
 def _stat_key(path: str) -> list | None:

@@ -12,8 +12,8 @@
   with its table, dataset, protocol and pretraining, for
   `agekeras.tables.results_table(rows, paper=...)`.
 - `PAPER_SCHEDULES`, `paper_config`: the paper's optimiser and per-dataset
-  epochs and learning rates (Sec. IV-A), and which table each dataset
-  belongs to.
+  epochs, learning rates and step schedule (Sec. IV-A), and which table
+  each dataset belongs to.
 
 Reference: Fine-Grained Age Estimation in the Wild with Attention LSTM
 Networks (https://arxiv.org/abs/1805.10445).
@@ -21,9 +21,7 @@ Networks (https://arxiv.org/abs/1805.10445).
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
 import pathlib
 
 import keras
@@ -32,7 +30,9 @@ import numpy as np
 from agekeras import metrics as M
 from agekeras.ages import expected_age
 from agekeras.layers import AttentionLSTMLocator, GlobalLocalFusion
-from agekeras.training import TrainConfig, predict, train
+from agekeras.training import TrainConfig, train
+from agekeras.evaluation import dataset_outputs
+from agekeras.runs import RunDir
 
 PAPER_TITLE = "Fine-Grained Age Estimation in the Wild with Attention LSTM Networks"
 PAPER_URL = "https://arxiv.org/abs/1805.10445"
@@ -40,6 +40,9 @@ PAPER_URL = "https://arxiv.org/abs/1805.10445"
 # ----- the paper's numbers ------------------------------------------------------------
 
 _IMAGENET_IMDB = "ImageNet + IMDB-WIKI-101"
+#: DEX (Rothe et al.) pre-trained on ImageNet and then on IMDB-WIKI itself, not on
+#: the cleaned 101-class IMDB-WIKI-101 of the AL paper's own models.
+_DEX_IMDB = "ImageNet + IMDB-WIKI"
 _ADIENCE_1 = {"table": "I", "dataset": "Adience fold 4 (8 groups)", "protocol": "single crop", "size": 224}
 _ADIENCE_2 = {"table": "II", "dataset": "Adience 5 folds (8 groups)", "protocol": "ten-crop, mean over folds",
               "size": 224, "pretraining": _IMAGENET_IMDB}
@@ -80,7 +83,8 @@ PAPER_RESULTS = {
     "III": {
         "DEX, no IMDB-WIKI pre-training": {**_ADIENCE_2, "table": "III", "pretraining": "ImageNet",
                                            "acc (%)": 55.6, "1-off (%)": 89.7},
-        "DEX, IMDB-WIKI pre-training": {**_ADIENCE_2, "table": "III", "acc (%)": 64.0, "1-off (%)": 96.60},
+        "DEX, IMDB-WIKI pre-training": {**_ADIENCE_2, "table": "III", "pretraining": _DEX_IMDB, "acc (%)": 64.0,
+                                        "1-off (%)": 96.60},
         "RoR152 + IMDB-WIKI, two mechanisms": {**_ADIENCE_2, "table": "III", "acc (%)": 67.34, "1-off (%)": 97.51},
         "AL-ResNets-34": {**_ADIENCE_2, "table": "III", "acc (%)": 67.47, "1-off (%)": 97.33},
         "AL-ResNets-152": {**_ADIENCE_2, "table": "III", "acc (%)": 67.83, "1-off (%)": 97.53},
@@ -93,13 +97,14 @@ PAPER_RESULTS = {
     },
     "V": {
         "AL-RoR-34": {**_LAP16, "epsilon-error": 0.2859},
-        "OrangeLabs (ensemble, extra data)": {**_LAP16, "epsilon-error": 0.2411},
+        "OrangeLabs (ensemble, extra data)": {**_LAP16, "pretraining": "not stated in the paper",
+                                              "epsilon-error": 0.2411},
     },
     "VI": {
-        "DEX (IMDB-WIKI), MORPH II": {**_MORPH, "MAE": 2.68},
-        "DLDL, MORPH II": {**_MORPH, "pretraining": "ImageNet", "MAE": 2.42},
+        "DEX (IMDB-WIKI), MORPH II": {**_MORPH, "pretraining": _DEX_IMDB, "MAE": 2.68},
+        "DLDL, MORPH II": {**_MORPH, "pretraining": "not stated in the paper", "MAE": 2.42},
         "AL-RoR-34, MORPH II": {**_MORPH, "MAE": 2.36},
-        "DEX (IMDB-WIKI), FG-NET": {**_FGNET, "MAE": 3.09},
+        "DEX (IMDB-WIKI), FG-NET": {**_FGNET, "pretraining": _DEX_IMDB, "MAE": 3.09},
         "AL-RoR-34, FG-NET": {**_FGNET, "MAE": 2.39},
     },
 }
@@ -139,14 +144,16 @@ PAPER_MOMENTUM, PAPER_WEIGHT_DECAY = 0.9, 1e-4
 
 
 def paper_config(config, dataset):
-    """`config` with the paper's optimiser, epochs and learning rate for `dataset`.
+    """`config` with the paper's optimiser, epochs and learning-rate schedule for `dataset`.
 
     The optimiser is `"sgd"` of `agekeras.training` (momentum 0.9; Nesterov
     there, plain momentum in the paper's Torch 7 code) with weight decay
-    1e-4. Our schedule is the package's warm-up + cosine decay over the same
-    number of epochs (ending at lr/100), not the paper's single step to
-    lr/10 after `drop_after` epochs (`agekeras.training` has no step
-    schedule); say so beside any number it produces.
+    1e-4. The schedule is the paper's step: the learning rate starts at
+    `lr` and is divided by 10 after `drop_after` epochs, given to
+    `TrainConfig.lr_drops` as the fraction `drop_after / epochs` of the run
+    (0.5 for MORPH's 60 of 120 epochs), with no warm-up (the paper names
+    none). For Adience the drop comes after the last of its 60 epochs, so
+    the learning rate stays at 1e-4 throughout.
 
     Args:
         config: a `TrainConfig`.
@@ -156,10 +163,16 @@ def paper_config(config, dataset):
 
     Returns:
         `(TrainConfig, the schedule dict used)`.
+
+    Example:
+
+    >>> config, schedule = paper_config(TrainConfig(), "morph")
+    >>> config.optimizer, config.epochs, config.lr, config.lr_drops, config.warmup
+    ('sgd', 120, 0.001, [0.5], 0.0)
     """
     schedule = PAPER_SCHEDULES.get(dataset, PAPER_SCHEDULES["morph"])
     new = dataclasses.replace(config, optimizer="sgd", weight_decay=PAPER_WEIGHT_DECAY, epochs=schedule["epochs"],
-                              lr=schedule["lr"])
+                              lr=schedule["lr"], lr_drops=[schedule["drop_after"] / schedule["epochs"]], warmup=0.0)
     return new, schedule
 
 
@@ -188,7 +201,7 @@ def two_stage_train(config, stage1_model, stage2_model, *, stage1=None, stage2=N
     c1 = dataclasses.replace(config, model=stage1_model, out=str(out / "stage1"), model_kwargs=kw1, **stage1)
     m1 = train(c1)
     kw2 = {**config.model_kwargs, **stage2.pop("model_kwargs", {})}
-    kw2.update(init_from=str(out / "stage1" / "best.keras"), freeze_backbone=True)
+    kw2.update(init_from=str(RunDir(out / "stage1").best_model), freeze_backbone=True)
     c2 = dataclasses.replace(config, model=stage2_model, out=str(out / "stage2"), model_kwargs=kw2, **stage2)
     m2 = train(c2)
     return m1, m2, c1.out, c2.out
@@ -200,13 +213,12 @@ def stage_histories(run_dir1, run_dir2):
     histories = []
     offset = 0
     for run_dir in (run_dir1, run_dir2):
-        with open(pathlib.Path(run_dir) / "history.csv", newline="") as f:
-            rows = list(csv.DictReader(f))
-        if not rows:
-            raise ValueError(f"{run_dir}: no epochs in history.csv")
-        history = {k: [r[k] for r in rows] for k in rows[0]}
-        history["epoch"] = [offset + i for i in range(len(rows))]
-        offset += len(rows)
+        history = {k: list(v) for k, v in RunDir(run_dir).read_history().items()}
+        if not history:
+            raise ValueError(f"{run_dir}: no epochs trained yet")
+        n = len(next(iter(history.values())))
+        history["epoch"] = [offset + i for i in range(n)]
+        offset += n
         histories.append(history)
     return histories
 
@@ -228,7 +240,7 @@ def is_al_model(model):
 
 def set_inference_mode(model, mode):
     """Switch the locator between "sequence" and "independent" inference
-    (see `AttentionLSTMLocator`) and drop the compiled predict function."""
+    (see `AttentionLSTMLocator`) and drop the compiled dataset_outputs function."""
     if mode not in ("sequence", "independent"):
         raise ValueError(f"mode must be 'sequence' or 'independent', got {mode!r}")
     _only_layer(model, AttentionLSTMLocator).inference_mode = mode
@@ -252,7 +264,9 @@ def inspection_model(model):
 
 
 def final_probs(outputs, local_weight=0.5):
-    """Eq. 5 in NumPy: (P_global + w P_local) / (1 + w), from an output dict."""
+    """P_final in NumPy, from an output dict: Eq. 5's P_global + w P_local,
+    divided by 1 + w so that it sums to 1 as `GlobalLocalFusion` does (the
+    division is ours; Eq. 5 has none)."""
     p = np.asarray(outputs["age_probs_global"], "float64") + local_weight * np.asarray(
         outputs["age_probs_local"], "float64"
     )
@@ -270,7 +284,7 @@ def predict_al_outputs(model, images, batch_size=64):
 def al_outputs_on(model, ds, image_size, batch_size=64):
     """Every output of `inspection_model(model)` (boxes and P_final included)
     on every face of the dataset `ds`, in order (NumPy dict)."""
-    return predict(inspection_model(model), ds, image_size, batch_size)
+    return dataset_outputs(inspection_model(model), ds, image_size, batch_size)
 
 
 def embeddings_on(model, ds, image_size, batch_size=64):
@@ -278,7 +292,7 @@ def embeddings_on(model, ds, image_size, batch_size=64):
     `ds`, in order: `(n, d)` NumPy, e.g. for `agekeras.plots.plot_tsne`."""
     locator = _only_layer(model, AttentionLSTMLocator)
     embed = keras.Model(model.inputs, {"embedding": locator.input}, name=f"{model.name}_embedding")
-    return np.asarray(predict(embed, ds, image_size, batch_size)["embedding"])
+    return np.asarray(dataset_outputs(embed, ds, image_size, batch_size)["embedding"])
 
 
 def first_images(ds, image_size, n=16):
@@ -340,13 +354,13 @@ def ablation_rows(outputs, true_age, age_min, *, local_weight=0.5, names=None, s
 
 
 def run_row(run_dir, method, setting=None):
-    """A results row from a finished run directory: MAE, RMSE (metrics.json),
-    Adience-style group accuracy and 1-off in % (from predictions.csv, ages
-    mapped to Adience's groups) and the epsilon-error when the data had one."""
-    run_dir = pathlib.Path(run_dir)
-    result = json.loads((run_dir / "metrics.json").read_text())
-    with open(run_dir / "predictions.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+    """A results row from a finished run directory: MAE, RMSE (its test
+    metrics), Adience-style group accuracy and 1-off in % (from its per-face
+    predictions, ages mapped to Adience's groups) and the epsilon-error when
+    the data had one."""
+    run = RunDir(run_dir)
+    result = run.read_metrics()
+    rows = run.read_predictions()
     true = np.array([float(r["age"]) for r in rows])
     pred = np.array([float(r["predicted"]) for r in rows])
     row = {"method": method, **(setting or {}), "MAE": result["mae"], "RMSE": result["rmse"],

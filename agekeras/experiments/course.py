@@ -36,14 +36,9 @@ import glob
 import os
 import pathlib
 
+from agekeras.runtime import gpu_available
+
 MODES = ("quick", "cpu", "paper")
-
-
-def gpu_available() -> bool:
-    """Whether the current Keras backend sees a GPU (`agekeras.training.gpu_available`)."""
-    from agekeras.training import gpu_available as visible
-
-    return visible()
 
 
 def default_mode() -> str:
@@ -56,15 +51,6 @@ def default_mode() -> str:
     if os.environ.get("CI"):
         return "quick"
     return "paper" if gpu_available() else "cpu"
-
-
-def in_colab() -> bool:
-    """Whether this kernel runs on Google Colab."""
-    try:
-        import google.colab  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 LANDMARKS_CSV = "utkface_landmarks.csv"
@@ -158,7 +144,7 @@ class Course:
             except (EOFError, OSError, NotImplementedError, RuntimeError):  # no stdin to ask on
                 answer = "no"
         if answer not in ("y", "yes", "1", "true"):
-            print(f"Not downloading {name} (python -m data_prep.download {name} fetches it later).")
+            print(f"Not downloading {name} (python -m agekeras download {name} fetches it later).")
             return None
         try:
             return download.fetch(name, self.data_root / name)
@@ -189,7 +175,7 @@ class Course:
         folder with five landmarks each), or None.
 
         Looks for `<data root>/utkface_landmarks.csv`, then for one that
-        `python -m data_prep.align_faces utkface ...` left in its cache.
+        `python -m agekeras align utkface ...` left in its cache.
         """
         candidates = [self.data_root / LANDMARKS_CSV]
         from agekeras.datasets.validate import cache_dir

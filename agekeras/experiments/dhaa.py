@@ -36,7 +36,9 @@ from agekeras.experiments.course import LANDMARKS_CSV
 from agekeras.layers import AlignedRegionPooling
 from agekeras.layers.aligned_region_pooling import DEFAULT_REGIONS, canonical_landmarks
 from agekeras.models.dhaa import SUB_NETWORKS, build_dhaa
-from agekeras.training import average_views, load_run, predict, prediction_dataset, train
+from agekeras.training import train
+from agekeras.evaluation import dataset_outputs, load_run, mean_over_views, view_pipeline
+from agekeras.runs import BEST
 
 # ----- the paper's numbers ---------------------------------------------------------
 
@@ -156,7 +158,7 @@ def landmark_data(course, *, fallback_n=4000, quick_n=240, image_size=None):
     target = course.data_root / LANDMARKS_CSV  # the first place Course.landmarks_csv looks
     print(
         f"No UTKFace landmarks CSV found: using {synthetic['n']} synthetic faces instead (make it with "
-        f"`python -m data_prep.align_faces utkface --data-dir {course.data_root / 'utkface'} --out {target}`)."
+        f"`python -m agekeras align utkface --data-dir {course.data_root / 'utkface'} --out {target}`)."
     )
     return "synthetic", None, synthetic
 
@@ -207,7 +209,7 @@ def flip_averaged_outputs(model, ds, image_size, batch_size=64, plain=None):
 
     Every output is the mean of the outputs on the image and on its mirror
     image (landmarks mirrored and left/right swapped, see
-    `agekeras.training.prediction_dataset` and `agekeras.training.average_views`),
+    `agekeras.evaluation.view_pipeline` and `agekeras.evaluation.mean_over_views`),
     so `age` is the expectation of the averaged `age_probs` (Sec. 4.2: the
     prediction of the test image and of its flipped copy are averaged).
 
@@ -222,11 +224,11 @@ def flip_averaged_outputs(model, ds, image_size, batch_size=64, plain=None):
         dict of NumPy arrays, one per output.
     """
     if plain is None:
-        plain = predict(model, ds, image_size, batch_size)
-    return average_views(plain, predict(model, ds, image_size, batch_size, flip=True))
+        plain = dataset_outputs(model, ds, image_size, batch_size)
+    return mean_over_views(plain, dataset_outputs(model, ds, image_size, batch_size, flip=True))
 
 
-def evaluate_with_flip(run_dir, ds, checkpoint="best.keras", batch_size=64):
+def evaluate_with_flip(run_dir, ds, checkpoint=BEST, batch_size=64):
     """Test MAE of a run with and without flip test-time averaging.
 
     Returns:
@@ -236,7 +238,7 @@ def evaluate_with_flip(run_dir, ds, checkpoint="best.keras", batch_size=64):
     """
     model, config, saved = load_run(run_dir, checkpoint)
     age_min = saved["age_min"]
-    plain = predict(model, ds, config.image_size, batch_size)
+    plain = dataset_outputs(model, ds, config.image_size, batch_size)
     flipped = flip_averaged_outputs(model, ds, config.image_size, batch_size, plain=plain)
     true = np.asarray(ds.age, "float64")
     err = np.asarray(flipped["age"], "float64").reshape(-1) - true
@@ -269,7 +271,7 @@ def fused_embeddings(model, ds, image_size, batch_size=64, layer="embedding"):
     (the concatenated branch features) or the pooled feature of the
     baselines, both named "embedding"."""
     features = keras.Model(model.inputs, model.get_layer(layer).output)
-    data = prediction_dataset(model, ds, image_size, batch_size).map(lambda x, y: x)
+    data = view_pipeline(model, ds, image_size, batch_size).map(lambda x, y: x)
     return np.asarray(features.predict(data, verbose=0))
 
 

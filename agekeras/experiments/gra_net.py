@@ -9,7 +9,7 @@ inspects them.
 The report has no result table of its own (see `PRIOR_WORK`): it gives
 settings only (32x32 RGB input, Nadam with lr 0.001, about 33 M trainable
 parameters per model, a 2-way softmax gender model and an age-category
-model). The numbers it quotes belong to earlier methods of its literature
+model). The numbers it quotes belong to prior methods of its literature
 survey; we print them as such, never as GRA_Net's.
 
 Reference: GRA_Net: A Deep Learning Model for Classification of Age and
@@ -52,7 +52,7 @@ PRIOR_WORK = {
     "multi-task CNN, dynamic loss weights (Das & Dantcheva 2018, inferred)": {
         "gender acc": 0.9823, "age-group acc": 0.701, "dataset": "UTKFace"},
 }
-"""The numbers the report quotes for earlier methods (Sec. 2; `004-results.md`).
+"""The numbers the report quotes for prior methods (Sec. 2; `004-results.md`).
 
 The report seldom names the method beside a number: names marked "inferred"
 are matched by dataset and description (its Fig. 1 table and reference list).
@@ -233,10 +233,10 @@ def shared_features(model, ds, image_size, batch_size=64):
     """
     import keras
 
-    from agekeras.training import predict
+    from agekeras.evaluation import dataset_outputs
 
     extractor = keras.Model(model.input, {"features": _embedding_layer(model)})
-    out, labels = predict(extractor, ds, image_size, batch_size, with_labels=True)
+    out, labels = dataset_outputs(extractor, ds, image_size, batch_size, with_labels=True)
     return out["features"], labels["age"]
 
 

@@ -26,7 +26,7 @@ import dataclasses
 import keras
 import numpy as np
 
-from agekeras import training
+from agekeras import evaluation, training
 from agekeras.models import registry
 
 #: Table I of the paper (its ablation): registry names, in the paper's order.
@@ -334,12 +334,12 @@ def embedding_and_ages(run_dir, *, split="test", max_faces=1000):
     Returns:
         `(embeddings (n, d), ages (n,))` as NumPy arrays.
     """
-    model, config, _ = training.load_run(run_dir)
+    model, config, _ = evaluation.load_run(run_dir)
     splits, _ = training.load_splits(config)
     faces = splits[split]
     if len(faces) > max_faces:
         idx = np.sort(np.random.default_rng(config.seed).choice(len(faces), max_faces, replace=False))
         faces = faces.subset(idx)
     features = keras.Model(model.inputs, {"embedding": model.get_layer("embedding").output})
-    out, labels = training.predict(features, faces, config.image_size, with_labels=True)
+    out, labels = evaluation.dataset_outputs(features, faces, config.image_size, with_labels=True)
     return out["embedding"], labels["age"]

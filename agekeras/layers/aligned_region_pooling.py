@@ -4,22 +4,19 @@ import keras
 import numpy as np
 from keras import ops
 
-# Five-point templates, in the normalised frame [-1, 1] x [-1, 1] of a
-# region's output ((-1, -1) = top-left corner of the top-left output pixel,
-# (1, 1) = bottom-right corner of the bottom-right one). Point order as in
-# `agekeras.datasets`: left eye, right eye, nose tip, left mouth corner, right
-# mouth corner ("left" = image left).
+from agekeras.face_template import CANONICAL, canonical_relative
+
+# Region templates are five-point faces in the normalised frame [-1, 1] x
+# [-1, 1] of a region's output ((-1, -1) = top-left corner of the top-left
+# output pixel, (1, 1) = bottom-right corner of the bottom-right one), point
+# order as in `agekeras.face_template`.
 #
-# CANONICAL is a symmetric, rounded version of the mean MTCNN landmarks of the
-# utkface-dev crops (200 x 200 px): eyes 39 % of the width apart and 40 % of
-# the half-height above the centre, mouth 36 % below it. It is the frame of
+# CANONICAL (`agekeras.face_template`, a symmetric, rounded version of the
+# mean MTCNN landmarks of UTKFace's 200 x 200 crops) is the frame of
 # "global3"; "global2" is the inner face, a window 1.2x smaller ("one 1.2x
 # larger" in our reading of the paper: global3 is the 1.2x larger window of the two); the
 # local windows are centred on a point of CANONICAL and are 1/zoom as wide as
 # the global3 window (zoom 2.5 for the eye, 2 for the nose and the mouth).
-CANONICAL = np.array(
-    [[-0.39, -0.40], [0.39, -0.40], [0.0, 0.04], [-0.34, 0.36], [0.34, 0.36]], dtype="float64"
-)
 
 
 def _local(centre, zoom):
@@ -91,7 +88,7 @@ def canonical_landmarks(image_size):
     >>> canonical_landmarks(64)[2].tolist()  # the nose tip
     [31.5, 32.78]
     """
-    return (CANONICAL + 1.0) / 2.0 * float(image_size) - 0.5
+    return canonical_relative() * float(image_size) - 0.5
 
 
 def normalize_points(points, image_size):
@@ -239,7 +236,7 @@ class AlignedRegionPooling(keras.layers.Layer):
       the nose tip and the mouth centre (50 %). Every aligned region is
       fitted on all five points; only its template differs. The templates
       are ours (the paper does not print them): a symmetric rounding of the
-      mean MTCNN landmarks of utkface-dev.
+      mean MTCNN landmarks of 7,811 UTKFace faces.
     * Gradients flow to the feature map only: the landmarks pass through
       `stop_gradient`, as in the paper, where they come from a detector.
     * Samples outside the feature map are zero (zero padding).
@@ -257,7 +254,7 @@ class AlignedRegionPooling(keras.layers.Layer):
       so faces are neither de-rotated nor rescaled.
     * Faces without landmarks (any non-finite coordinate) use the canonical
       landmarks (`CANONICAL` in the image frame) when `fill_missing`, i.e. the
-      face is assumed to fill the image like an average utkface-dev crop.
+      face is assumed to fill the image like an average UTKFace crop.
 
     Args:
         output_size: int or `(Ho, Wo)`, the pooled size (56 x 56 at 256 px

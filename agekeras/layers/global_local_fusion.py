@@ -1,4 +1,4 @@
-"""GlobalLocalFusion: the weighted average of the global and local age distributions (AL paper, Eq. 5)."""
+"""GlobalLocalFusion: the weighted average of the global and local age distributions (AL paper, Eq. 5, normalised)."""
 
 import keras
 from keras import ops
@@ -8,18 +8,19 @@ from keras import ops
 class GlobalLocalFusion(keras.layers.Layer):
     """Fuses the global and the local age distributions and decodes an age.
 
-    The output module of the AL-ResNets / AL-RoR paper (Eq. 5): the age
-    distributions predicted from the global feature and from the located
-    region are combined with weights 1 and lambda (0.5 in the paper):
+    The output module of the AL-ResNets / AL-RoR paper (Eq. 5) combines the
+    age distributions predicted from the global feature and from the located
+    region with weights 1 and lambda (0.5 in the paper):
+    P_final = P_global + lambda P_local. This layer also divides by the sum
+    of the weights (our choice) and decodes the DEX expectation:
 
         P_final = (P_global + lambda P_local) / (1 + lambda)
-        age     = sum_k P_final[k] (age_min + k)      (the DEX expectation)
+        age     = sum_k P_final[k] (age_min + k)
 
-    Our reading: the paper calls P_final a weighted average of the two
-    predictions with weights 1 and 0.5, so we divide by the sum of the
-    weights and P_final stays a distribution (the arg-max, and hence the
-    Adience group, is the same either way; the DEX expectation needs the
-    division).
+    Why the division: the paper calls P_final a weighted average of the two
+    predictions, and the DEX expectation needs a distribution (undivided,
+    P_final sums to 1 + lambda and the age would be scaled by it); the
+    arg-max, and hence the Adience group, is the same either way.
 
     Args:
         local_weight: lambda, the weight of the local prediction (>= 0).

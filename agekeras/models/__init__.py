@@ -12,10 +12,10 @@ import importlib
 import pkgutil
 
 from agekeras.models.outputs import compile_args, make_targets
-from agekeras.models.registry import ModelEntry, available, entry, get, register
+from agekeras.models.registry import CUSTOM, ModelEntry, available, entry, entry_for, get, register
 
 for _m in pkgutil.iter_modules(__path__):
     if _m.name not in ("registry", "outputs"):
         importlib.import_module(f"agekeras.models.{_m.name}")
 
-__all__ = ["ModelEntry", "available", "compile_args", "entry", "get", "make_targets", "register"]
+__all__ = ["CUSTOM", "ModelEntry", "available", "compile_args", "entry", "entry_for", "get", "make_targets", "register"]

@@ -9,9 +9,10 @@ A backbone (ResNet-34/152 or RoR-34) gives the last feature map F
   box is cropped out of F with a differentiable bilinear sampler
   (`FeatureCrop`), average pooled -> FC -> softmax = P_local.
 
-They are combined as P_final = (P_global + 0.5 P_local) / 1.5 (Eq. 5,
-`GlobalLocalFusion`) and the age is the DEX expectation
-sum_k P_final[k] (age_min + k).
+They are combined with the weights of Eq. 5, 1 and 0.5, and divided by
+their sum so that P_final is a distribution (the division is ours):
+P_final = (P_global + 0.5 P_local) / 1.5 (`GlobalLocalFusion`); the age is
+the DEX expectation sum_k P_final[k] (age_min + k).
 
 Registered models (see `agekeras.models.available(paper="al_resnet")`):
 
@@ -19,7 +20,7 @@ Registered models (see `agekeras.models.available(paper="al_resnet")`):
 |---|---|
 | `ror34_dex` | plain RoR-34 (middle + root shortcuts) + DEX head |
 | `al_resnet34` | ResNet-34 (`backbones.resnet_v1`) + global and local heads (stage 1 = `resnet34_dex`) |
-| `al_resnet152` | keras.applications ResNet152V2 + global and local heads |
+| `al_resnet152` | keras.applications ResNet152V2 (pre-activation, standing in for the paper's ResNet-152) + global and local heads |
 | `al_ror34` | RoR-34 + global and local heads (stage 1 = `ror34_dex`) |
 
 Outputs of the AL models: "age" (years, the DEX expectation of P_final),

@@ -148,4 +148,5 @@ for _depth in (18, 34, 50):
             f"resnet{_depth}_{_head}",
             description=f"ResNet-{_depth} + {_head} head (baseline)",
             losses={"age": "smooth_l1"} if _head == "regression" else None,
+            accepts_prior=_head != "regression",
         )(_resnet(_depth, _head))

@@ -52,7 +52,7 @@ around the middle of the age range (where DAA starts, Eq. 9 with zero
 deltas). The paper's parametrisation is `delta_scale=1.0`; it describes the
 same functions, but with Adam (steps of ~lr whatever the gradient) an FC
 output in years needs thousands of steps to reach offsets of tens of years:
-on utkface-dev at 64 px the unscaled DAA model was still at the median
+on UTKFace at 64 px the unscaled DAA model was still at the median
 predictor's error after 4 epochs. The scale is a re-parametrisation for a
 CPU budget of minutes, not part of the method.
 

@@ -19,7 +19,7 @@ sub-network classifiers): each gets its own loss term.
 import keras
 
 from agekeras.ages import class_index
-from agekeras.losses import CORALLoss, SmoothL1
+from agekeras.losses import CORALLoss, GaussianLabelCrossentropy, SmoothL1
 from agekeras.metrics import AbsoluteError, KnownGenderAccuracy
 
 PREFIXES = ("age_probs", "age_logits", "group_probs", "gender_probs")
@@ -38,16 +38,16 @@ def target_key(output_name):
     return None
 
 
-def default_loss(output_name, regression_loss="smooth_l1"):
-    """The conventional loss of an output, or None for outputs without one."""
+def default_loss(output_name):
+    """The conventional loss of an output, or None for outputs without one
+    (the "age" output is trained directly only when a model declares it:
+    `ModelEntry.losses`)."""
     if output_name.startswith("age_probs") or output_name.startswith("group_probs"):
         return keras.losses.SparseCategoricalCrossentropy(name=f"{output_name}_ce")
     if output_name.startswith("gender_probs"):
         return keras.losses.SparseCategoricalCrossentropy(ignore_class=-1, name=f"{output_name}_ce")
     if output_name.startswith("age_logits"):
         return CORALLoss(name=f"{output_name}_coral")
-    if output_name == "age" and regression_loss:
-        return SmoothL1(name="age_smooth_l1") if regression_loss == "smooth_l1" else keras.losses.get(regression_loss)
     return None
 
 
@@ -86,12 +86,52 @@ def _loss(spec, output_name):
     return keras.losses.get(spec)
 
 
-def compile_args(model, *, head_is_regression=False, overrides=None, loss_weights=None):
+def recipe_losses(model, losses=None, loss_weights=None, *, num_classes=None, label_sigma=None, age_l1=0.0,
+                  name="model"):
+    """A model's declared losses and weights with a run's loss recipe added.
+
+    Args:
+        model: a model following the conventions.
+        losses, loss_weights: the declared output name -> loss / weight
+            (`ModelEntry.losses`, `ModelEntry.loss_weights`), or None.
+        num_classes: width of the age softmax (with `label_sigma`).
+        label_sigma: None, or train every `age_probs*` output without a
+            declared loss on a Gaussian label distribution of this sigma
+            (`agekeras.losses.GaussianLabelCrossentropy`).
+        age_l1: weight of an L1 loss on the "age" output (0: none).
+        name: the model's name, for messages.
+
+    Returns:
+        `(losses, loss_weights)` for `compile_args`.
+    """
+    overrides = dict(losses or {})
+    weights = dict(loss_weights or {})
+    if not label_sigma and not age_l1:
+        return overrides or None, weights or None
+    names = list(model.output.keys()) if isinstance(model.output, dict) else []
+    if label_sigma:
+        if not num_classes:
+            raise ValueError("label_sigma needs num_classes (the width of the age softmax)")
+        probs = [n for n in names if n.startswith("age_probs") and n not in overrides]
+        if not probs:
+            raise ValueError(f"label_sigma needs a softmax age head (an age_probs output); model {name!r} has {names}")
+        for n in probs:
+            overrides[n] = GaussianLabelCrossentropy(num_classes, label_sigma, name=f"{n}_gauss")
+    if age_l1:
+        if "age" in overrides:
+            raise ValueError(f"model {name!r} already trains its age output with {overrides['age']!r}")
+        overrides["age"] = keras.losses.MeanAbsoluteError(name="age_l1")
+        weights["age"] = float(age_l1)
+    if weights:  # every loss gets a weight (1 unless given), so Keras sees the whole structure
+        weights = {n: float(weights.get(n, 1.0)) for n in names if n in overrides or default_loss(n) is not None}
+    return overrides, weights or None
+
+
+def compile_args(model, *, overrides=None, loss_weights=None):
     """`loss`, `loss_weights` and `metrics` dicts for `model.compile`.
 
     Args:
         model: a model following the conventions.
-        head_is_regression: put the regression loss on the "age" output.
         overrides: output name -> loss (object or name, see `ModelEntry.losses`),
             replacing the convention.
         loss_weights: output name -> weight.
@@ -106,7 +146,7 @@ def compile_args(model, *, head_is_regression=False, overrides=None, loss_weight
         if overrides and name in overrides:
             losses[name] = _loss(overrides[name], name)
             continue
-        loss = default_loss(name, regression_loss="smooth_l1" if head_is_regression else None)
+        loss = default_loss(name)
         if loss is not None:
             losses[name] = loss
     if not losses:

@@ -29,6 +29,8 @@ class ModelEntry:
         paper: short paper tag ("foundation", "vovnetv4", "daa", ...).
         description: one line for `available(verbose=True)` and the CLI.
         needs_landmarks: the model takes `{"image", "landmarks"}` inputs.
+        accepts_prior: the builder takes `age_prior` (the training labels'
+            prior; its age head starts there, `agekeras.ages.age_prior`).
         loss_weights: optional output name -> weight for `compile`.
         losses: optional output name -> loss overriding the conventions
             (a loss object, or "smooth_l1" / any `keras.losses.get` name).
@@ -45,30 +47,63 @@ class ModelEntry:
     paper: str = "foundation"
     description: str = ""
     needs_landmarks: bool = False
+    accepts_prior: bool = False
     loss_weights: dict | None = None
     losses: dict | None = None
     targets: Callable | None = None
 
-    def compile_args(self, model):
-        """`loss`, `loss_weights` and `metrics` for `model.compile`, from this entry's declared losses."""
-        from agekeras.models.outputs import compile_args
+    def compile_args(self, model, *, num_classes=None, label_sigma=None, age_l1=0.0):
+        """`loss`, `loss_weights` and `metrics` for `model.compile`: this entry's
+        declared losses over the output-name conventions, with a run's loss recipe.
 
-        return compile_args(model, overrides=self.losses, loss_weights=self.loss_weights)
+        Args:
+            model: the built model (dict outputs).
+            num_classes: width of its age softmax (needed with `label_sigma`).
+            label_sigma: None, or the sigma (years) of a Gaussian label
+                distribution replacing the one-hot cross-entropy of every
+                `age_probs*` output the entry does not train otherwise.
+            age_l1: weight of an L1 loss on the "age" output (0: none).
+        """
+        from agekeras.models.outputs import compile_args, recipe_losses
+
+        overrides, weights = recipe_losses(model, self.losses, self.loss_weights, num_classes=num_classes,
+                                           label_sigma=label_sigma, age_l1=age_l1, name=self.name)
+        return compile_args(model, overrides=overrides, loss_weights=weights)
 
 
-def register(name, *, paper="foundation", description="", needs_landmarks=False, loss_weights=None, losses=None,
-             targets=None):
+#: The entry of a model built outside the registry (e.g. wired in a notebook
+#: cell from `agekeras.layers`): the output-name conventions alone.
+CUSTOM = ModelEntry(name="custom", builder=None, description="a model built outside the registry")
+
+
+def entry_for(name, model=None) -> ModelEntry:
+    """The entry a run trains with: the registered entry of `name`, or, for a
+    model built outside the registry under another name, `CUSTOM` (its
+    `needs_landmarks` is the model's own: an input named "landmarks")."""
+    _load_all()
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if model is None:
+        raise ValueError(f"Unknown model {name!r}. Available models: {', '.join(available())}")
+    names = [t.name for t in model.inputs]
+    return dataclasses.replace(CUSTOM, name=name, needs_landmarks="landmarks" in names)
+
+
+def register(name, *, paper="foundation", description="", needs_landmarks=False, accepts_prior=False,
+             loss_weights=None, losses=None, targets=None):
     """Decorator adding a builder to the registry under `name`."""
 
     def wrap(fn):
-        if name in _REGISTRY and _REGISTRY[name].builder is not fn:
-            raise ValueError(f"model {name!r} is already registered")
+        old = _REGISTRY.get(name)
+        if old is not None and old.builder is not fn and _qualname(old.builder) != _qualname(fn):
+            raise ValueError(f"model {name!r} is already registered (by {_qualname(old.builder)})")
         _REGISTRY[name] = ModelEntry(
             name=name,
             builder=fn,
             paper=paper,
             description=description or (inspect.getdoc(fn) or "").split("\n")[0],
             needs_landmarks=needs_landmarks,
+            accepts_prior=accepts_prior,
             loss_weights=loss_weights,
             losses=losses,
             targets=targets,
@@ -76,6 +111,12 @@ def register(name, *, paper="foundation", description="", needs_landmarks=False,
         return fn
 
     return wrap
+
+
+def _qualname(fn):
+    """Where a builder was defined: a cell run again re-registers the same
+    function (a new object of the same module and name), which replaces it."""
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
 def _load_all():

@@ -155,11 +155,12 @@ def _vovnet(depth):
     return build
 
 
-vovnet39 = register("vovnet39", paper=PAPER, description="VoVNet-39 (OSA) + CORAL head")(_vovnet(39))
-vovnet57 = register("vovnet57", paper=PAPER, description="VoVNet-57 (OSA) + CORAL head")(_vovnet(57))
+vovnet39 = register("vovnet39", paper=PAPER, description="VoVNet-39 (OSA) + CORAL head", accepts_prior=True)(_vovnet(39))
+vovnet57 = register("vovnet57", paper=PAPER, description="VoVNet-57 (OSA) + CORAL head", accepts_prior=True)(_vovnet(57))
 
 
-@register("vovnetv4", paper=PAPER, description="VoVNetv4: ROSA regions + Adaptive Stages + CORAL head")
+@register("vovnetv4", paper=PAPER, description="VoVNetv4: ROSA regions + Adaptive Stages + CORAL head",
+          accepts_prior=True)
 def vovnetv4(
     input_shape=(64, 64, 3),
     num_classes=101,
@@ -197,7 +198,8 @@ def vovnetv4(
     )
 
 
-@register("resnet34_ce", paper=PAPER, description="ResNet-34 + softmax classifier, cross-entropy (Table I)")
+@register("resnet34_ce", paper=PAPER, description="ResNet-34 + softmax classifier, cross-entropy (Table I)",
+          accepts_prior=True)
 def resnet34_ce(input_shape=(64, 64, 3), num_classes=101, age_min=0, dropout=0.0, gender=False, age_prior=None):
     """ResNet-34 with a softmax age classifier trained with cross-entropy;
     the predicted age is the most probable class (Table I baseline).
@@ -215,7 +217,8 @@ def resnet34_ce(input_shape=(64, 64, 3), num_classes=101, age_min=0, dropout=0.0
     )
 
 
-@register("resnet34_orcnn", paper=PAPER, description="ResNet-34 + OR-CNN head: K-1 independent binary tasks (Table II)")
+@register("resnet34_orcnn", paper=PAPER, description="ResNet-34 + OR-CNN head: K-1 independent binary tasks (Table II)",
+          accepts_prior=True)
 def resnet34_orcnn(input_shape=(64, 64, 3), num_classes=101, age_min=0, dropout=0.0, gender=False, age_prior=None):
     """ResNet-34 with an OR-CNN head (`ORCNNHead`): K-1 binary classifiers
     "is y > k?" with their own weights, trained with the binary loss of CORAL

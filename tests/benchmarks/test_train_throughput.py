@@ -17,7 +17,7 @@ def _script():
 
 
 def test_mixed_precision_applies_to_every_model_not_only_the_first(monkeypatch, capsys):
-    from agekeras.training import mixed_precision_policy
+    from agekeras.runtime import mixed_precision_policy
 
     script = _script()
     policy = mixed_precision_policy()  # mixed_bfloat16 on a CPU, mixed_float16 on a GPU

@@ -1,9 +1,8 @@
 """Download helpers against local `file://` archives and fake servers; never the network."""
 
+import argparse
 import hashlib
-import importlib.util
 import io
-import pathlib
 import socket
 import urllib.error
 import urllib.request
@@ -13,18 +12,14 @@ import pytest
 
 from agekeras import datasets
 from agekeras.datasets import download
+from data_prep import download as script
 
 from ..datasets import fixtures
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
 
-
-@pytest.fixture
-def cli():
-    spec = importlib.util.spec_from_file_location("data_prep_download", REPO / "data_prep" / "download.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def command(*argv):
+    """`python -m agekeras download ARGV`: the package's arguments and run."""
+    return download.run(download.add_arguments(argparse.ArgumentParser()).parse_args(argv))
 
 
 @pytest.fixture(autouse=True)
@@ -125,31 +120,46 @@ def test_offline_says_what_to_do(tmp_path, offline):
         download.fetch("afad_lite", tmp_path)
     message = str(info.value)
     assert "No network?" in message and "manual_dir" in message
-    assert "python -m data_prep.download afad_lite --out DIR" in message
+    assert "python -m agekeras download afad_lite --out DIR" in message
 
 
-def test_cli_offline_exits_with_message(tmp_path, offline, cli):
-    with pytest.raises(SystemExit) as info:
-        cli.main(["appa_real", "--out", str(tmp_path)])
-    assert "No network?" in str(info.value.code)
+def test_arguments_parse_on_a_fresh_parser():
+    args = download.add_arguments(argparse.ArgumentParser()).parse_args(["appa_real", "--out", "d", "--no-verify"])
+    assert (args.name, str(args.out), args.no_verify, args.keep_archive, args.list) == ("appa_real", "d", True,
+                                                                                      False, False)  # fmt: skip
+    assert download.add_arguments(argparse.ArgumentParser()).parse_args([]).name is None
+    with pytest.raises(SystemExit):  # not a dataset: argparse refuses it
+        download.add_arguments(argparse.ArgumentParser()).parse_args(["imdb_wiki"])
+
+
+def test_command_offline_exits_with_message(tmp_path, offline, capsys):
+    assert command("appa_real", "--out", str(tmp_path)) == 1
+    assert "No network?" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
     "name, page", [("adience", "talhassner"), ("morph2", "MORPH"), ("utkface", "UTKFace")]
 )
-def test_cli_manual_datasets_print_page_and_layout(tmp_path, cli, name, page):
-    with pytest.raises(SystemExit) as info:
-        cli.main([name, "--out", str(tmp_path)])
-    message = str(info.value.code)
+def test_command_manual_datasets_print_page_and_layout(tmp_path, name, page, capsys):
+    assert command(name, "--out", str(tmp_path)) == 1
+    message = capsys.readouterr().err
     assert "must be downloaded by hand" in message and page in message
     assert datasets.readers.READERS[name].layout in message
 
 
-def test_cli_downloads(tmp_path, monkeypatch, cli, capsys):
+def test_command_downloads_and_lists(tmp_path, monkeypatch, capsys):
     serve_afad_lite(tmp_path, monkeypatch)
-    folder = cli.main(["afad_lite", "--out", str(tmp_path / "out")])
-    assert folder == tmp_path / "out" / "AFAD-Lite"
-    assert "load('afad_lite'" in capsys.readouterr().out
-    cli.main(["--list"])
+    assert command("afad_lite", "--out", str(tmp_path / "out")) == 0
+    out = capsys.readouterr().out
+    assert f"afad_lite ready in {tmp_path / 'out' / 'AFAD-Lite'}" in out and "load('afad_lite'" in out
+    assert command("--list") == 0
     listing = capsys.readouterr().out
     assert "afad_lite       download" in listing and "adience         manual" in listing
+    assert command() == 2 and "give a dataset name" in capsys.readouterr().err
+
+
+def test_script_is_the_same_command(tmp_path, monkeypatch, capsys):
+    serve_afad_lite(tmp_path, monkeypatch)
+    assert script.main(["afad_lite", "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "AFAD-Lite" / ".complete").is_file()
+    assert script.main(["adience"]) == 1 and "must be downloaded by hand" in capsys.readouterr().err

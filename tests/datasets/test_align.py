@@ -1,7 +1,8 @@
-"""Face detection and alignment (`agekeras.datasets.align`), with a fake detector
-and, in slow tests, the real MTCNN."""
+"""Face detection, alignment maths and batch jobs (`agekeras.datasets.align`), with a
+fake detector and, in slow tests, the real MTCNN. Reading images: test_images.py."""
 
 import csv
+import pathlib
 
 import numpy as np
 import pytest
@@ -9,6 +10,10 @@ from PIL import Image
 
 from agekeras.datasets import AgeDataset, load
 from agekeras.datasets import align as A
+from agekeras.face_template import CANONICAL, MIRROR_ORDER
+from agekeras.layers.aligned_region_pooling import canonical_landmarks
+
+pytestmark = pytest.mark.usefixtures("agekeras_cache")
 
 
 def synthetic_files(tmp_path, n=4, size=128, seed=0):
@@ -138,55 +143,12 @@ def test_mtcnn_on_synthetic_cartoon_faces(tmp_path):
     assert np.median(err) < 2.5, err
 
 
-# ----- images of every kind -----------------------------------------------------------
+# ----- detection and alignment ---------------------------------------------------------
 
 
 def _face(size=128, seed=0):
     mem = load("synthetic", n=1, image_size=size, seed=seed)
     return mem.images[0], mem.landmarks[0].astype("float64")
-
-
-def test_read_image_handles_modes_exif_and_bad_files(tmp_path):
-    rgb, _ = _face(64)
-    Image.fromarray(rgb).convert("L").save(tmp_path / "gray.png")
-    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=95)
-    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 255, "uint8")])
-    rgba[:8, :8, 3] = 0  # a transparent corner -> white
-    Image.fromarray(rgba).save(tmp_path / "rgba.png")
-    upright = rgb[:, :48]  # 64 x 48, not square
-    exif = Image.Exif()
-    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
-    Image.fromarray(np.ascontiguousarray(np.rot90(upright))).save(tmp_path / "exif.jpg", exif=exif, quality=95)
-    good = tmp_path / "good.jpg"
-    Image.fromarray(rgb).save(good)
-    (tmp_path / "broken.jpg").write_bytes(good.read_bytes()[:200])
-    (tmp_path / "notes.jpg").write_text("not an image")
-
-    gray = A.read_image(tmp_path / "gray.png")
-    assert gray.shape == (64, 64, 3) and gray.dtype == np.uint8 and (gray[..., 0] == gray[..., 2]).all()
-    assert np.abs(A.read_image(tmp_path / "cmyk.jpg").astype(int) - rgb).mean() < 8
-    out = A.read_image(tmp_path / "rgba.png")
-    assert (out[:8, :8] == 255).all() and (out[10:, 10:] == rgb[10:, 10:]).all()
-    exif_img = A.read_image(tmp_path / "exif.jpg")
-    assert exif_img.shape == (64, 48, 3) and np.abs(exif_img.astype(int) - upright).mean() < 8
-    with pytest.raises(A.ImageReadError, match="broken"):
-        A.read_image(tmp_path / "broken.jpg")
-    with pytest.raises(A.ImageReadError, match="not an image"):
-        A.read_image(tmp_path / "notes.jpg")
-    with pytest.raises(A.ImageReadError, match="no such file"):
-        A.read_image(tmp_path / "missing.jpg")
-    # Arrays: grayscale, alpha and [0, 1] floats.
-    assert A.read_image(rgb[..., 0]).shape == (64, 64, 3)
-    assert A.read_image(rgba)[0, 0].tolist() == [255, 255, 255]
-    assert A.read_image(rgb / 255.0).dtype == np.uint8
-    # Folders: images only, recursively; named files whatever their extension.
-    (tmp_path / "sub").mkdir()
-    Image.fromarray(rgb).save(tmp_path / "sub" / "deep.png")
-    listed = A.list_images([tmp_path])
-    assert str(tmp_path / "sub" / "deep.png") in listed and not any(p.endswith(".txt") for p in listed)
-    assert A.list_images([tmp_path / "notes.jpg"]) == [str(tmp_path / "notes.jpg")]
-    with pytest.raises(FileNotFoundError):
-        A.list_images([tmp_path / "nowhere"])
 
 
 def _row(box, conf, pts):
@@ -290,14 +252,14 @@ def test_detect_faces_and_the_detection_cache(tmp_path):
     (tmp_path / "bad.png").write_text("no")
     paths.append(str(tmp_path / "bad.png"))
     cache = A.DetectionCache(tmp_path / "cache")
-    rows, errors, _ = A.detect_files(paths, det, cache=cache)
+    rows, errors, _ = A.detect_file_rows(paths, det, cache=cache)
     assert [len(r) for r in rows[:2]] == [1, 2] and rows[2] is None and list(errors) == [paths[2]]
     calls = det.calls
-    rows2, _, _ = A.detect_files(paths[:2], det, cache=A.DetectionCache(tmp_path / "cache"))
+    rows2, _, _ = A.detect_file_rows(paths[:2], det, cache=A.DetectionCache(tmp_path / "cache"))
     assert det.calls == calls
     np.testing.assert_allclose(rows2[1], rows[1], atol=1e-3)
     Image.fromarray(two[:, :128]).save(paths[1])  # changed: now one face
-    rows3, _, _ = A.detect_files(paths[:2], det, cache=A.DetectionCache(tmp_path / "cache"))
+    rows3, _, _ = A.detect_file_rows(paths[:2], det, cache=A.DetectionCache(tmp_path / "cache"))
     assert det.calls > calls and len(rows3[1]) == 1
 
 
@@ -313,6 +275,37 @@ def test_aligned_dataset_counts_missed_faces(tmp_path):
     assert out.images.shape == (2, 64, 64, 3) and report["faces_missed"] == 1 and report["missed"] == [paths[1]]
     np.testing.assert_allclose(out.age, ds.age)
     assert np.isfinite(out.landmarks).all()
+
+
+def test_landmarks_csv_reuses_cached_detections_and_lists_unreadable_files(tmp_path):
+    ds, truth = synthetic_files(tmp_path, n=3)
+    pathlib.Path(ds.paths[2]).write_text("not a picture")
+    det = ShapeDetector({(128, 128): [_row([10, 10, 110, 110], 0.99, truth[0])]})
+    first = A.write_landmarks_csv(ds, tmp_path / "a.csv", detector=det, keep_existing=False, log=None)
+    assert first["detected"] == 2 and first["not_found"] == [ds.paths[2]]
+    listed = read_rows(first["not_found_csv"])
+    assert "not an image" in listed[0]["reason"] and listed[0]["handled"] == "nan"
+    assert [r["source"] for r in read_rows(tmp_path / "a.csv")] == ["mtcnn", "mtcnn", "none"]
+    calls = det.calls
+    A.write_landmarks_csv(ds, tmp_path / "b.csv", detector=det, keep_existing=False, log=None)
+    assert det.calls == calls  # every readable file's detections came from the cache
+    again, before = read_rows(tmp_path / "b.csv"), read_rows(tmp_path / "a.csv")
+    assert [r["source"] for r in again] == [r["source"] for r in before]
+    marks = [[float(r[f"{a}{k}"]) for k in range(5) for a in ("lx", "ly")] for r in again[:2] + before[:2]]
+    np.testing.assert_allclose(marks[:2], marks[2:], atol=0.011)  # the cache keeps 0.001 px
+
+
+def test_dhaa_template_frames_the_canonical_face_of_the_layers():
+    """One canonical face (`agekeras.face_template`): the "dhaa" crops put the
+    eyes and the upper lip where AlignedRegionPooling expects them."""
+    size = 256
+    on_layer = canonical_landmarks(size)
+    np.testing.assert_allclose(A.TEMPLATES["dhaa"].points * size - 0.5, A.eyes_and_lip(on_layer), atol=1e-9)
+    _, moved = A.align_face(np.zeros((300, 300, 3), "uint8"), on_layer * 1.1 + 7, "dhaa", size)
+    np.testing.assert_allclose(A.eyes_and_lip(moved), A.eyes_and_lip(on_layer), atol=1e-3)
+    # Mirroring the canonical face about its centre gives the canonical face.
+    mirrored = CANONICAL[list(MIRROR_ORDER)] * [-1, 1]
+    np.testing.assert_allclose(mirrored, CANONICAL, atol=1e-12)
 
 
 def test_align_stands_apart_and_imports_mtcnn_lazily():

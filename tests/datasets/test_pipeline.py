@@ -442,6 +442,28 @@ def test_landmark_flip_mirrors_x_and_swaps_left_and_right():
     assert 0 < flipped_count < n
 
 
+def test_mirror_face_on_tensors_and_arrays():
+    """One mirroring for training, evaluation and prediction: the image is
+    flipped along its width (not its height), x -> width - 1 - x, and the
+    left and right eyes and mouth corners swap."""
+    height, width = 20, 30  # not square
+    points = np.array([[[8, 5], [21, 6], [15, 10], [10, 15], [20, 14]]], "float32")
+    image = dot_image(height, width, 8, 5, radius=0)[None].astype("float32")  # a dot at the left eye
+    want = points[:, [1, 0, 2, 4, 3]].copy()
+    want[..., 0] = width - 1 - want[..., 0]
+    for x in (image, tf.constant(image)):
+        flipped, moved = pipeline.mirror_face(x, points)
+        assert type(flipped) is type(x) and isinstance(moved, np.ndarray) == isinstance(x, np.ndarray)
+        flipped, moved = np.asarray(flipped), np.asarray(moved)
+        np.testing.assert_array_equal(flipped, image[:, :, ::-1])
+        np.testing.assert_allclose(moved, want)
+        np.testing.assert_array_equal(brightest(flipped[0]), moved[0, 1])  # the dot is now the right eye
+        twice, back = pipeline.mirror_face(*pipeline.mirror_face(x, points))
+        np.testing.assert_array_equal(np.asarray(twice), image)
+        np.testing.assert_allclose(np.asarray(back), points)
+    assert pipeline.mirror_face(image[0])[1] is None  # one image, no landmarks
+
+
 def test_landmarks_with_photometric_augmentation(tmp_path):
     landmarks = np.tile(np.array([[10, 12], [20, 12], [15, 16], [11, 22], [19, 22]], "float32"), (8, 1, 1))
     ds = AgeDataset("mem", age=np.arange(8), images=textured_images(8, 32), landmarks=landmarks)

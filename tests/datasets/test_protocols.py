@@ -27,7 +27,8 @@ def check_partition(ds, parts):
 
 
 def test_protocol_names():
-    assert protocols() == ["random", "subject_kfold", "lopo", "official", "morph_caucasian"]
+    assert protocols() == ["random", "subject_kfold", "lopo", "official", "morph_caucasian",
+                           "morph_caucasian_subject"]
     with pytest.raises(ValueError, match="choose from"):
         split(people(), "kfold")
 
@@ -120,22 +121,91 @@ def test_official_train_valid_test():
         split(people(), "official")
 
 
-def test_morph_caucasian_keeps_white_and_is_subject_exclusive():
-    ds = people(40, seed=2)
-    race = np.resize([0, 1, 0, 4], len(np.unique(ds.subject)))[np.unique(ds.subject, return_inverse=True)[1]]
-    ds = people(40, seed=2, race=race)
-    parts = split(ds, "morph_caucasian", seed=0)
+def morph_like(n_subjects=13_617, seed=0):
+    """A MORPH II-like table: 13,617 subjects with 1-7 photos each (about 55k rows), one race per subject,
+    about 77 % Black (1), 19 % White (0), the rest Asian, Indian, Others; row ids in `age`."""
+    rng = np.random.default_rng(seed)
+    per_subject = rng.integers(1, 8, n_subjects)
+    subject_race = rng.choice([1, 0, 2, 3, 4], n_subjects, p=[0.77, 0.19, 0.01, 0.01, 0.02])
+    subjects = np.repeat([f"{i:06d}" for i in range(n_subjects)], per_subject)
+    n = len(subjects)
+    return AgeDataset(name="morph_like", paths=[f"/m/{i}.jpg" for i in range(n)], age=np.arange(n),
+                      subject=subjects, race=np.repeat(subject_race, per_subject))
+
+
+def caucasian_reference(race, subset_size, seed, test_fraction=0.2):
+    """The papers' protocol in plain NumPy: `subset_size` of the White rows drawn at random (seeded), then the
+    subset shuffled and its first ceil(test_fraction * subset_size) rows taken as test, the rest as train."""
+    white = [i for i, r in enumerate(race) if r == 0]
+    rng = np.random.default_rng(seed)
+    subset = rng.choice(np.array(white), size=subset_size, replace=False)
+    order = rng.permutation(subset).tolist()
+    n_test = -(-test_fraction * subset_size // 1)  # ceil without NumPy
+    return sorted(order[int(n_test):]), sorted(order[:int(n_test)])
+
+
+@pytest.fixture(scope="module")
+def morph():
+    return morph_like()
+
+
+@pytest.mark.parametrize("subset_size, n_train, n_test", [(5475, 4380, 1095), (5493, 4394, 1099)])
+def test_morph_caucasian_is_the_papers_random_subset_and_random_split(morph, subset_size, n_train, n_test):
+    """AL-ResNets / AL-RoR: 5,475 Caucasian images, random 80/20; DHAA's partial 80-20: 5,493 images."""
+    kwargs = {} if subset_size == 5475 else {"subset_size": subset_size}
+    parts = split(morph, "morph_caucasian", seed=0, **kwargs)
+    assert (len(parts["train"]), len(parts["test"])) == (n_train, n_test)
+    assert (rows(parts["train"]), rows(parts["test"])) == caucasian_reference(morph.race, subset_size, 0)
     assert np.all(parts["train"].race == 0) and np.all(parts["test"].race == 0)
-    assert check_partition(ds, parts) == set(np.flatnonzero(ds.race == 0))
+    assert check_partition(morph, parts) < set(np.flatnonzero(morph.race == 0))  # a subset of the White rows
+    # A random row split, not a subject split: some people have photos on both sides.
+    assert set(parts["train"].subject) & set(parts["test"].subject)
+    assert rows(split(morph, "morph_caucasian", seed=0, **kwargs)["test"]) == rows(parts["test"])
+    other = split(morph, "morph_caucasian", seed=1, **kwargs)
+    assert (rows(other["train"]), rows(other["test"])) == caucasian_reference(morph.race, subset_size, 1)
+    assert rows(other["test"]) != rows(parts["test"])
+
+
+def test_morph_caucasian_draws_every_white_row_alike():
+    """Over seeds, each White row is in the subset with probability subset / White rows, wherever it stands in
+    the table (a draw of the first rows, or a fixed stride, fails this)."""
+    race = np.tile([0, 1, 0, 0, 1, 0, 0, 1], 5)  # 25 White rows of 40
+    ds = AgeDataset(name="tiny", paths=[f"/t/{i}" for i in range(len(race))], age=np.arange(len(race)), race=race)
+    white = np.flatnonzero(race == 0)
+    counts = dict.fromkeys(white.tolist(), 0)
+    for seed in range(400):
+        parts = split(ds, "morph_caucasian", seed=seed, subset_size=10)
+        assert len(parts["train"]) == 8 and len(parts["test"]) == 2
+        for i in rows(parts["train"]) + rows(parts["test"]):
+            counts[i] += 1
+    share = np.array(list(counts.values())) / 400
+    assert np.all(np.abs(share - 10 / 25) < 0.1), share  # 0.4 each; 4.1 standard errors of 400 draws
+
+
+def test_morph_caucasian_refuses_too_few_white_rows_and_val_is_random():
+    ds = AgeDataset(name="m", paths=[f"/{i}" for i in range(10)], age=np.arange(10), race=[0] * 8 + [1] * 2,
+                    subject=["a", "a", "b", "b", "c", "c", "d", "d", "e", "e"])
+    with pytest.raises(ValueError, match=r"needs 5475 rows with race == 0 \(White\); m has 8.*subset_size"):
+        split(ds, "morph_caucasian")
+    parts = split(ds, "morph_caucasian", subset_size=8, val_fraction=0.25, seed=0)
+    assert [len(parts[k]) for k in ("train", "val", "test")] == [4, 2, 2]
+    assert check_partition(ds, parts) == set(range(8))
+
+
+def test_morph_caucasian_subject_keeps_every_white_row_and_is_subject_exclusive(morph):
+    parts = split(morph, "morph_caucasian_subject", seed=0)
+    white = [i for i, r in enumerate(morph.race) if r == 0]  # plain-Python reference
+    assert check_partition(morph, parts) == set(white)
     assert not set(parts["train"].subject) & set(parts["test"].subject)
-    n_test_subjects = len(set(parts["test"].subject))
-    assert n_test_subjects == int(np.ceil(0.2 * len(set(ds.subject[ds.race == 0]))))
-    assert rows(split(ds, "morph_caucasian", seed=0)["test"]) == rows(parts["test"])
+    white_subjects = {morph.subject[i] for i in white}
+    assert len(set(parts["test"].subject)) == -(-len(white_subjects) // 5)  # ceil(0.2 x subjects)
+    assert rows(split(morph, "morph_caucasian_subject", seed=0)["test"]) == rows(parts["test"])
+    assert rows(split(morph, "morph_caucasian_subject", seed=1)["test"]) != rows(parts["test"])
 
 
-def test_morph_caucasian_without_subjects_warns(caplog):
+def test_morph_caucasian_subject_without_subjects_warns(caplog):
     ds = AgeDataset(name="m", paths=[f"/{i}" for i in range(10)], age=np.arange(10), race=[0] * 8 + [1] * 2)
-    parts = split(ds, "morph_caucasian")
+    parts = split(ds, "morph_caucasian_subject")
     assert len(parts["test"]) == 2 and len(parts["train"]) == 6
     assert "splits rows, not subjects" in caplog.text
 

@@ -245,7 +245,9 @@ def test_available_and_unknown_name():
 
 
 @pytest.mark.parametrize(
-    "name, hint", [("afad_lite", "data_prep.download afad_lite"), ("adience", "talhassner")]
+    "name, hint",
+    [("afad_lite", "`python -m agekeras download afad_lite --out"), ("adience", "talhassner"),
+     ("utkface", "`python -m agekeras download utkface` prints how")],  # fmt: skip
 )
 def test_missing_or_empty_dir_says_how_to_get_data(tmp_path, name, hint):
     with pytest.raises(FileNotFoundError, match="Expected layout") as info:

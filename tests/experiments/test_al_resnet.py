@@ -106,6 +106,17 @@ def test_paper_numbers_carry_their_setting():
         X.paper_numbers("VII")
 
 
+def test_dex_rows_carry_dex_own_pretraining():
+    """DEX pre-trained on IMDB-WIKI; IMDB-WIKI-101 is the cleaned 101-class set of the AL paper's own models."""
+    dex = {(t, m): e["pretraining"] for t, methods in X.PAPER_RESULTS.items() for m, e in methods.items()
+           if m.startswith("DEX")}
+    assert len(dex) == 4
+    for key, pretraining in dex.items():
+        assert "IMDB-WIKI-101" not in pretraining, key
+    assert dex[("VI", "DEX (IMDB-WIKI), MORPH II")] == "ImageNet + IMDB-WIKI"
+    assert X.PAPER_RESULTS["VI"]["AL-RoR-34, MORPH II"]["pretraining"] == "ImageNet + IMDB-WIKI-101"
+
+
 def test_paper_config_uses_the_papers_optimiser():
     from agekeras.training import TrainConfig
 
@@ -114,6 +125,22 @@ def test_paper_config_uses_the_papers_optimiser():
     assert schedule["tables"] == ("VI",) and schedule["drop_after"] == 30
     config, schedule = X.paper_config(TrainConfig(), "adience")
     assert (config.epochs, config.lr) == (60, 1e-4) and schedule["tables"] == ("I", "II", "III")
+
+
+@pytest.mark.parametrize("dataset", ["morph", "fgnet", "lap2015", "adience", "utkface"])
+def test_paper_config_trains_with_the_papers_step_schedule(dataset):
+    """Paper mode's learning rate, epoch by epoch, is the paper's: `lr` until `drop_after` epochs, then lr / 10
+    (Sec. IV-A), with no warm-up; the reference is that rule written out, not the package's schedule."""
+    from agekeras.callbacks import ProgressSchedule
+    from agekeras.training import TrainConfig
+
+    config, schedule = X.paper_config(TrainConfig(), dataset)
+    epochs, steps = config.epochs, 7
+    built = ProgressSchedule(config.lr, total_steps=epochs * steps, warmup=config.warmup, drops=config.lr_drops)
+    for epoch in range(epochs):
+        want = schedule["lr"] * (0.1 if epoch >= schedule["drop_after"] else 1.0)
+        for step in (epoch * steps, epoch * steps + steps - 1):  # first and last step of the epoch
+            assert built.lr_at(step / (epochs * steps)) == pytest.approx(want, rel=1e-9), (dataset, epoch, step)
 
 
 def test_stage_histories_continue_the_epoch_axis(tmp_path):

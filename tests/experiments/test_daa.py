@@ -1,5 +1,7 @@
 """The DAA experiments module (notebook 03): templates, interval sweeps, learned styles, paper tables."""
 
+import pathlib
+
 import numpy as np
 import pytest
 
@@ -7,6 +9,8 @@ import agekeras
 from agekeras import tables
 from agekeras.experiments import daa as X
 from agekeras.models import daa as daa_models
+
+PAPERS = pathlib.Path(__file__).resolve().parents[3] / "shared" / "papers"
 
 
 def test_select_templates_draws_one_face_per_age_present():
@@ -76,6 +80,8 @@ def test_training_settings_and_paper_tables():
         X.train_config("mine")
     t5 = X.PAPER_TABLES["table5_ablation"]
     assert [t5[k]["MAE"] for k in X.ablation_variants("resnet18", "t.npz")] == [2.72, 2.65, 2.47, 2.25]
+    assert [t5[f"{k} (MegaAge-Asian)"]["CA(5) %"] for k in X.ablation_variants("resnet18", "t.npz")] == [
+        80.15, 84.06, 84.84, 84.89]
     assert X.PAPER_TABLES["table1_morph"]["ResNet18+DAA (IMDB-Wiki pre-trained)"]["MAE"] == 2.06
     assert X.PAPER_TABLES["table2_fgnet"]["ResNet18+DAA"]["MAE"] == 2.19
     for table in X.PAPER_TABLES.values():
@@ -88,6 +94,37 @@ def test_training_settings_and_paper_tables():
     assert "2.25" in md and "6.90" in md and "MORPH II" in md
 
 
+def test_table5_numbers_carry_the_dataset_each_was_measured_on():
+    """Table 5 of the paper: MAE on MORPH II, CA(3/5/7) on MegaAge-Asian. Each paper entry holds the numbers of one
+    dataset and says which; the reference is Table 5 as `002-results.md` (or, without it, the paper) prints it."""
+    table5 = {  # variant: (MORPH II MAE, MegaAge-Asian CA(3), CA(5), CA(7))
+        "without DAA": (2.72, 63.12, 80.15, 90.39),
+        "single-channel template (Eq. 3)": (2.65, 67.97, 84.06, 92.40),
+        "multi-channel template (Eq. 5)": (2.47, 68.29, 84.84, 92.47),
+        "binary code mapping (Eq. 7)": (2.25, 68.82, 84.89, 92.70),
+    }
+    if PAPERS.is_dir():
+        text = (PAPERS / "002-results.md").read_text().replace("**", "")
+        section = text[text.index("## Table 5"):text.index("## Table 6")]
+        assert "MORPH MAE" in section and "MegaAge-Asian CA" in section
+        for variant, numbers in table5.items():
+            assert f"| {variant} | " + " | ".join(f"{n:.2f}" for n in numbers) + " |" in section, variant
+    t5 = X.PAPER_TABLES["table5_ablation"]
+    seen = []
+    for method, entry in t5.items():
+        if entry["dataset"].startswith("MORPH II"):
+            assert "random 80/20" in entry["protocol"] and not any(k.startswith("CA(") for k in entry), method
+            seen.append((method, "MAE", entry["MAE"]))
+        else:
+            assert entry["dataset"] == "MegaAge-Asian" and "3,945 test faces" in entry["protocol"], method
+            assert "MAE" not in entry, method
+            seen += [(method, k, entry[k]) for k in ("CA(3) %", "CA(5) %", "CA(7) %")]
+    want = [(v, "MAE", n[0]) for v, n in table5.items()]
+    want += [(f"{v} (MegaAge-Asian)", k, x) for v, n in table5.items()
+             for k, x in zip(("CA(3) %", "CA(5) %", "CA(7) %"), n[1:])]
+    assert sorted(seen) == sorted(want)
+
+
 def test_table1_parameter_counts():
     rows = X.table1_parameter_counts(sizes=(("daa_c3ae", 96),))
     assert rows == [{"method": "C3AE(plain)+DAA", "size": 96, "params": 55_075, "trainable": 54_691}]
@@ -98,7 +135,7 @@ def test_paper_setting_adam_decays_weights_decoupled():
     plain adam (the package default, weight_decay None) does not decay."""
     import keras
 
-    from agekeras.training import make_optimizer
+    from agekeras.runtime import make_optimizer
 
     config = X.train_config("paper_text")
     for wd, want in ((config.weight_decay, 1.0 - 0.1 * 5e-4), (None, 1.0)):

@@ -13,7 +13,9 @@ from agekeras.experiments import course
 from agekeras.experiments import dhaa as E
 from agekeras.layers.aligned_region_pooling import canonical_landmarks
 from agekeras.models import dhaa as D
-from agekeras.training import ProgressSchedule, TrainConfig, predict
+from agekeras.training import TrainConfig
+from agekeras.callbacks import ProgressSchedule
+from agekeras.evaluation import dataset_outputs
 
 SMALL = dict(input_shape=(32, 32, 3), num_classes=10, age_min=20, width=0.125, feature_dim=8)
 SUBS = ["global1", "global2", "global3", "local1", "local2", "local3", "gl1", "gl2", "gl3"]
@@ -28,7 +30,7 @@ def small_model():
 
 def test_flip_average_is_the_mean_of_image_and_mirror(small_model):
     ds = load("synthetic", n=4, image_size=32, seed=1)
-    plain = predict(small_model, ds, 32)
+    plain = dataset_outputs(small_model, ds, 32)
     tta = E.flip_averaged_outputs(small_model, ds, 32)
     # NumPy mirror: x -> W - 1 - x and left/right points swapped (eyes, mouth corners).
     marks = ds.landmarks[:, [1, 0, 2, 4, 3]].copy()
@@ -113,12 +115,12 @@ def test_paper_step_schedule_divides_the_learning_rate_by_ten():
 
 def test_landmark_data_per_mode(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("AGEKERAS_DATA_ROOT", str(tmp_path))
-    monkeypatch.setenv("AGEKERAS_CACHE", str(tmp_path / "cache"))  # no landmarks CSV left by data_prep
+    monkeypatch.setenv("AGEKERAS_CACHE", str(tmp_path / "cache"))  # no landmarks CSV left by `python -m agekeras align`
     quick = course.setup("04_dhaa", mode="quick", verbose=False)
     assert E.landmark_data(quick, quick_n=12) == ("synthetic", None, {"n": 12})
     cpu = course.setup("04_dhaa", mode="cpu", verbose=False)
     assert E.landmark_data(cpu, fallback_n=30) == ("synthetic", None, {"n": 30})
-    assert "python -m data_prep.align_faces" in capsys.readouterr().out
+    assert "python -m agekeras align" in capsys.readouterr().out
     (tmp_path / E.LANDMARKS_CSV).write_text("path,age\n")
     assert E.landmark_data(cpu) == ("csv", str(tmp_path / E.LANDMARKS_CSV), {})
 

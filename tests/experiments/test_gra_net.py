@@ -90,7 +90,7 @@ def test_train_variants_and_shared_features(tmp_path):
     r = results["mixed, gamma learned"]
     assert np.isfinite(r["mae"]) and 0.0 <= r["gender_accuracy"] <= 1.0
     assert (tmp_path / "mixed_gamma_learned" / "best.keras").exists()
-    from agekeras.training import load_run
+    from agekeras.evaluation import load_run
 
     model, _, _ = load_run(r["run_dir"])
     faces = datasets.load("synthetic", n=12, image_size=32)

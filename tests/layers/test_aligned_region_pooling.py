@@ -42,11 +42,13 @@ def np_bilinear(fmap, x, y):
 
 
 def np_arp(features, landmarks, image_size, out_size, regions, mode="affine"):
-    """NumPy reference of Eq. 1 + bilinear warp (lstsq fit, loops)."""
+    """NumPy reference of Eq. 1 + bilinear warp (lstsq fit, loops); sizes an
+    int or (height, width)."""
     b, h, w, c = features.shape
-    result = np.zeros((len(regions), b, out_size, out_size, c))
+    (image_h, image_w), (out_h, out_w) = (np.broadcast_to(s, 2) for s in (image_size, out_size))
+    result = np.zeros((len(regions), b, out_h, out_w, c))
     for n in range(b):
-        src = (landmarks[n].astype("float64") + 0.5) / image_size * 2 - 1
+        src = (landmarks[n].astype("float64") + 0.5) / [image_w, image_h] * 2 - 1
         for r, name in enumerate(regions):
             tpl = REGION_TEMPLATES[name]
             if tpl is None:
@@ -61,9 +63,9 @@ def np_arp(features, landmarks, image_size, out_size, regions, mode="affine"):
                 size = np.array([np.linalg.lstsq(np.c_[tpl[:, d], np.ones(5)], CANONICAL[:, d], rcond=None)[0][0]
                                  for d in range(2)])  # fmt: skip
                 theta = np.array([[size[0], 0, centre[0]], [0, size[1], centre[1]]])
-            for i in range(out_size):
-                for j in range(out_size):
-                    u, v = (j + 0.5) / out_size * 2 - 1, (i + 0.5) / out_size * 2 - 1
+            for i in range(out_h):
+                for j in range(out_w):
+                    u, v = (j + 0.5) / out_w * 2 - 1, (i + 0.5) / out_h * 2 - 1
                     xn, yn = theta @ [u, v, 1.0]
                     result[r, n, i, j] = np_bilinear(features[n], (xn + 1) * w / 2 - 0.5, (yn + 1) * h / 2 - 0.5)
     return result
@@ -167,6 +169,22 @@ def test_warp_matches_numpy_bilinear_reference(mode):
     np.testing.assert_allclose(got, ref, atol=2e-5)
     # Some local windows reach outside the map only partly; nothing is NaN.
     assert np.isfinite(got).all()
+
+
+@pytest.mark.parametrize("mode", ["affine", "roi"])
+def test_non_square_image_map_and_output_match_the_numpy_reference(mode):
+    """Width != height everywhere (a 48 x 80 image, a 6 x 10 map, a 5 x 7 output):
+    x is normalised by the width and y by the height."""
+    rng = np.random.default_rng(10)
+    feats = rng.normal(size=(2, 6, 10, 3)).astype("float32")
+    marks = random_landmarks(rng, 2, 48, jitter=0.05) * np.array([80 / 48, 1.0], "float32")  # faces 80 px wide
+    arp = AlignedRegionPooling(output_size=(5, 7), image_size=(48, 80), mode=mode)
+    got = np.stack([ops.convert_to_numpy(m) for m in arp([feats, marks])])
+    assert got.shape == (6, 2, 5, 7, 3)
+    np.testing.assert_allclose(got, np_arp(feats, marks, (48, 80), (5, 7), DEFAULT_REGIONS, mode), atol=2e-5)
+    # The whole map (global1) at the map's size is the map itself.
+    whole = AlignedRegionPooling(output_size=(6, 10), image_size=(48, 80), regions=("global1",))([feats, marks])[0]
+    np.testing.assert_allclose(ops.convert_to_numpy(whole), feats, atol=1e-5)
 
 
 def test_gradient_reaches_features_not_landmarks():

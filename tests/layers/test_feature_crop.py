@@ -7,20 +7,22 @@ from tests.harness import float64_enabled, input_gradients, run_layer_test
 
 
 def numpy_crop(features, boxes, size):
-    """Reference bilinear crop: floor/fraction neighbours, zero padding outside the map."""
+    """Reference bilinear crop: floor/fraction neighbours, zero padding outside the map;
+    `size` an int or (rows, columns)."""
     b, height, width, c = features.shape
+    rows, cols = np.broadcast_to(size, 2)
 
     def cell(n, r, col):
         inside = 0 <= r < height and 0 <= col < width
         return features[n, r, col] if inside else np.zeros(c)
 
-    out = np.zeros((b, size, size, c))
+    out = np.zeros((b, rows, cols, c))
     for n in range(b):
         x, y, w, h = boxes[n]
-        for j in range(size):
-            q = (y + (j + 0.5) / size * h) * height - 0.5
-            for i in range(size):
-                p = (x + (i + 0.5) / size * w) * width - 0.5
+        for j in range(rows):
+            q = (y + (j + 0.5) / rows * h) * height - 0.5
+            for i in range(cols):
+                p = (x + (i + 0.5) / cols * w) * width - 0.5
                 r0, c0 = int(np.floor(q)), int(np.floor(p))
                 dy, dx = q - r0, p - c0
                 out[n, j, i] = (
@@ -52,6 +54,18 @@ def test_feature_crop_matches_numpy_bilinear():
     for size in (1, 3, 7):
         got = ops.convert_to_numpy(FeatureCrop(size)([features, boxes]))
         np.testing.assert_allclose(got, numpy_crop(features, boxes, size), atol=1e-5)
+
+
+def test_rectangular_crop_grid_matches_numpy_bilinear():
+    """A grid of 3 rows and 5 columns (and 4 x 2) on a 5 x 6 map: rows step along
+    the box's height, columns along its width."""
+    features, boxes = _data(5)
+    for size in ((3, 5), (4, 2)):
+        got = ops.convert_to_numpy(FeatureCrop(size)([features, boxes]))
+        np.testing.assert_allclose(got, numpy_crop(features, boxes, size), atol=1e-5)
+    # The full box at the map's own (non-square) size returns the map.
+    full = np.tile(np.array([[0.0, 0.0, 1.0, 1.0]], "float32"), (3, 1))
+    np.testing.assert_allclose(ops.convert_to_numpy(FeatureCrop((5, 6))([features, full])), features, atol=1e-5)
 
 
 def test_full_box_at_map_size_returns_the_map():

@@ -29,7 +29,7 @@ def test_resnet_dex_parameter_count(depth):
 def test_resnet18_heads_train_one_step(head, outputs):
     model = agekeras.models.get(f"resnet18_{head}", input_shape=(32, 32, 3), num_classes=20, age_min=10)
     assert set(model.output) == outputs
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), **compile_args(model, head_is_regression=head == "regression"))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), **agekeras.models.entry(f"resnet18_{head}").compile_args(model))
     x = np.random.RandomState(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
     ages = np.array([10, 12, 15, 18, 20, 25, 29, 35], "float32")  # 35 clips to the last class
     y = make_targets(model.output.keys(), 10, 20)({"age": ages, "gender": np.zeros(8)})

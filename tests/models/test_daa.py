@@ -16,8 +16,7 @@ DAA_NAMES = ("daa_resnet18", "daa_c3ae", "daa_resnet18_single", "daa_resnet18_mu
 def _fit_one_step(name, input_shape, num_classes=30, age_min=10, **kwargs):
     entry = agekeras.models.entry(name)
     model = entry.builder(input_shape=input_shape, num_classes=num_classes, age_min=age_min, **kwargs)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), **compile_args(model, head_is_regression=True,
-                                                                       overrides=entry.losses))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), **entry.compile_args(model))
     rng = np.random.RandomState(0)
     x = rng.uniform(0, 255, (4,) + input_shape).astype("float32")
     y = make_targets(model.output.keys(), age_min, num_classes)({"age": np.array([12, 20, 31, 38], "float32")})

@@ -61,7 +61,7 @@ def test_residual_attention56_is_the_one_plus_mask_baseline_and_trains():
     e = entry("residual_attention56")
     # One eager Nadam step (the paper's optimizer); the graph path is tested on gra_net.
     model.compile(optimizer=keras.optimizers.Nadam(1e-3), run_eagerly=True,
-                  **compile_args(model, head_is_regression=True, overrides=e.losses))
+                  **e.compile_args(model))
     x = np.random.RandomState(1).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
     y = make_targets(model.output.keys(), 1, 90, lambda lab: e.targets(lab))(
         {"age": np.array([5, 33, 47, 88], "float32"), "gender": np.array([1, 0, 1, 0])}
@@ -87,7 +87,7 @@ def test_gra_net_trains_one_step_saves_and_loads():
     # optimizer, takes bounded steps.
     model.compile(
         optimizer=keras.optimizers.SGD(1e-2, clipnorm=1.0),
-        **compile_args(model, head_is_regression=True, overrides=e.losses),
+        **e.compile_args(model),
     )
     x = np.random.RandomState(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
     labels = {"age": np.array([12, 25, 45, 60], "float32"), "gender": np.array([0, 1, -1, 1])}
