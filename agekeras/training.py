@@ -200,6 +200,16 @@ def _check_same_run(run, config, model):
                          f"{run.path} to start again")
 
 
+def _check_head_width(model, num_classes):
+    """A passed model's age heads must have the run's classes (K softmax
+    units, K - 1 rank logits), or its targets would not fit them."""
+    for name, tensor in model.output.items():
+        want = num_classes if name.startswith("age_probs") else num_classes - 1 if name.startswith("age_logits") else None
+        if want is not None and tensor.shape[-1] != want:
+            raise ValueError(f"output {name!r} of {model.name} has {tensor.shape[-1]} units; the run has {num_classes} "
+                             f"age classes, so it needs {want}: set TrainConfig num_classes/age_min or the head's width")
+
+
 def _train(config: TrainConfig, model):
     if model is not None and config.strategy != "default":
         raise ValueError("a model passed to train() is built outside a distribution strategy: use "
@@ -235,6 +245,7 @@ def _train(config: TrainConfig, model):
             else:
                 model = build_model(config, age_min, num_classes, train_ages=splits["train"].age)
     else:
+        _check_head_width(model, num_classes)
         if not model.compiled:
             compile_model(model, config, entry, num_classes)
         if resuming:

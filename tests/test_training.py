@@ -360,6 +360,8 @@ def test_train_trains_the_model_object_it_is_given_and_never_reuses_another_mode
         train(dataclasses.replace(config, label_sigma=3.0), model=_cell_model())
     with pytest.raises(ValueError, match="holds another run .*model_kwargs"):
         train(dataclasses.replace(config, model="resnet18_dex", model_kwargs={"dropout": 0.1}))
+    with pytest.raises(ValueError, match="'age_probs' of .* has 50 units; the run has 60 age classes"):
+        train(dataclasses.replace(config, out=str(tmp_path / "narrow")), model=_cell_model(num_classes=50))
     # A compiled model keeps its own compile().
     own = _cell_model()
     own.compile(optimizer="sgd", loss={"age": "mse"})
