@@ -100,21 +100,20 @@ def test_killed_run_resumes_from_its_last_epoch(tmp_path):
 
 @pytest.mark.slow
 def test_time_budget_stops_training_and_fits_the_schedule(tmp_path):
+    """Speed-independent: training stops once the budget is used (never an epoch that began after it), and
+    each epoch's lr lies on the schedule between its budget-clock readings. How many epochs fit, and so how
+    far into the cosine tail the last step lands, depends on the machine's speed and load; this does not."""
     run, budget = tmp_path / "run", 12.0
-    t = time.time()
     config = TrainConfig(model="resnet18_dex", epochs=None, time_budget=budget / 60, out=str(run), **TINY)
     train(config)
     state = json.loads((run / "state.json").read_text())
-    assert budget <= state["train_seconds"] < budget + 15.0
-    assert time.time() - t < 120
-    # Each epoch's lr lies on the schedule between its clock readings. (How many
-    # epochs fit, and so how far into the cosine tail the last step lands,
-    # depends on the machine's speed; this does not.)
     history = _history(run)
-    assert len(history) >= 2
+    assert state["train_seconds"] >= budget and state["epochs_done"] == len(history) >= 1
+    assert all(float(r["train_seconds"]) < budget for r in history[:-1]), "an epoch began after the budget ran out"
     ends = [min(1.0, float(r["train_seconds"]) / budget) for r in history]
     _assert_lr_on_schedule(ProgressSchedule(config.lr, warmup=config.warmup), [0.0] + ends, history)
-    assert float(history[-1]["lr"]) < float(history[0]["lr"])  # the run decayed past its warm-up peak
+    if len(history) >= 2:
+        assert float(history[-1]["lr"]) < float(history[0]["lr"])  # the run decayed past its warm-up peak
 
 
 def test_progress_schedule_shape():
