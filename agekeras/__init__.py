@@ -4,9 +4,9 @@
 `keras.saving.load_model("best.keras")` works right after it. The other
 subpackages load on first use: `agekeras.models`, `agekeras.datasets`,
 `agekeras.training` (with `config`, `runs`, `runtime`, `callbacks` and
-`evaluation`), `agekeras.experiments`, `agekeras.plots`, `agekeras.inference`;
-`agekeras.predict(photos, run_dir)` gives the age of every face in photos
-(see `agekeras.inference.predict`).
+`evaluation`), `agekeras.experiments`, `agekeras.plots`, `agekeras.inference`,
+`agekeras.calibration`; `agekeras.predict(photos, run_dir)` gives the age of
+every face in photos (see `agekeras.inference.predict`).
 """
 
 import importlib
@@ -16,7 +16,7 @@ from agekeras import layers, losses, metrics  # noqa: F401  (register the custom
 __version__ = "0.1.0"
 
 _SUBMODULES = ("models", "datasets", "training", "config", "runs", "runtime", "callbacks", "evaluation", "experiments",
-               "plots", "tables", "ages", "inference", "cli")
+               "plots", "tables", "ages", "inference", "calibration", "cli")
 _FUNCTIONS = {"predict": "inference"}
 
 

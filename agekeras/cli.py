@@ -49,8 +49,9 @@ def _parser():
                    help="extra dataset reader argument (JSON value), e.g. n=4000 for synthetic")
     t.add_argument("--augment", dest="augment_factors", action="append", default=[], metavar="KEY=VALUE",
                    help="change one training augmentation factor (flip, rotation as a fraction of a turn, "
-                        "translation, zoom, brightness, contrast; 0 turns it off), repeatable, e.g. "
-                        "--augment zoom=0.05 --augment rotation=0")
+                        "translation, zoom, brightness, contrast, color, grayscale probability, blur sigma in "
+                        "pixels, lowest jpeg quality; 0 turns it off), repeatable, e.g. "
+                        "--augment zoom=0.05 --augment rotation=0 --augment grayscale=0.2")
     t.add_argument("--virtual-cpus", type=int, default=0,
                    help="split the CPU into N logical devices (to try --strategy mirrored without GPUs)")
 
@@ -375,6 +376,9 @@ def cmd_predict(a):
     print(f"{s['faces']} faces in {s['images_with_faces']} of {s['images']} images; {s['problems']} images "
           f"without a prediction; detection {s['detection_faces_per_s']} faces/s ({s['detection_images_per_s']} "
           f"images/s), model {s['model_faces_per_s']} faces/s", file=sys.stderr)  # fmt: skip
+    t = s["interval_temperature"]
+    how = f"temperature {t:g}, fitted on the run's validation faces" if t != 1 else "the model's own spread"
+    print(f"age_interval: the central {s['interval_level']:.0%} interval ({how})", file=sys.stderr)
     if a.annotate:
         print(f"annotated: {a.annotate}", file=sys.stderr)
     return 0 if len(result) else 1

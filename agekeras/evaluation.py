@@ -19,6 +19,7 @@ import logging
 import keras
 import numpy as np
 
+from agekeras import calibration
 from agekeras import metrics as M
 from agekeras.ages import GENDER_NAMES, RACE_NAMES
 from agekeras.config import TrainConfig, load_splits
@@ -263,6 +264,12 @@ def evaluate(run_dir, *, dataset=None, data_dir=None, splits=None, split="test",
         result["faces_missed"] = align_report["faces_missed"]  # scored on a centre crop
         result["unreadable"] += align_report["unreadable"]
         result["missed"] = align_report["missed"]
+    if ds.images is not None and aligned:  # greyscale photos (equal channels) apart from colour ones
+        found = np.ones(len(true), bool) if align_report is None else np.asarray(align_report["found"], bool)
+        grey = np.all(ds.images == ds.images[..., :1], axis=(1, 2, 3))
+        result["by_colour"] = {name: _signed_errors(true[m], pred[m]) for name, m in
+                               (("all", np.ones_like(grey)), ("faces_found", found), ("colour", found & ~grey),
+                                ("greyscale", found & grey)) if m.any()}  # fmt: skip
     if np.all(np.isfinite(labels["age_std"])) and len(true):
         result["epsilon_error"] = M.epsilon_error(pred, labels["age"], labels["age_std"])
     if "gender_probs" in out:
@@ -272,6 +279,9 @@ def evaluate(run_dir, *, dataset=None, data_dir=None, splits=None, split="test",
     from agekeras import plots
 
     result["by_age"] = M.error_by_age(true, pred)
+    probs = calibration.age_distribution(out)
+    if probs is not None:  # how often the age intervals hold the true age
+        result["interval"] = calibration.interval_report(probs, out["age"], true, run.path, flip=len(views) > 1)
     metrics_file = run.write_metrics(result, suffix)
     run.write_predictions(_prediction_rows(ds if aligned else None, true, pred, labels), suffix)
     figs = run.make().figures
@@ -287,6 +297,10 @@ def _by_group(true, pred, codes, names):
         if m.any():
             out[name] = {"n": int(m.sum()), "mae": M.mae(true[m], pred[m])}
     return out
+
+
+def _signed_errors(true, pred):
+    return {"n": int(len(true)), "mae": M.mae(true, pred), "mean_error": float(np.mean(pred - true))}
 
 
 def _prediction_rows(ds, true, pred, labels):

@@ -26,9 +26,13 @@ prediction per photo.
 `file`, `face` (index in the photo, largest first), `box` [x1, y1, x2, y2]
 and `landmarks` [[x, y] x 5] in the photo's pixels, `confidence`, `age`
 (years) and, where the model has a distribution over ages, `age_std` (its
-standard deviation) and `age_interval` (its central 80 % interval, years):
-from "age_probs" (DEX-style softmax) or "age_logits" (CORAL: class
-probabilities from the differences of the cumulative sigmoids); `gender`
+standard deviation), `age_interval` (its central interval, years) and
+`age_interval_level` (that interval's level, `calibration.DEFAULT_LEVEL`:
+90 %): from "age_probs" (DEX-style softmax) or "age_logits" (CORAL: class
+probabilities from the differences of the cumulative sigmoids), at the
+temperature the run fitted on its validation faces
+(`agekeras.calibration.calibrate_run`) so that a 90 % interval holds the
+true age about 90 % of the time on faces like the training faces; `gender`
 ("male" / "female") and `gender_prob` where the model has "gender_probs".
 
 **Bad input** never stops a batch: an unreadable file, a non-image, a photo
@@ -49,7 +53,9 @@ import time
 
 import numpy as np
 
+from agekeras import calibration as C
 from agekeras.ages import GENDER_NAMES
+from agekeras.calibration import DEFAULT_LEVEL, age_distribution
 from agekeras.config import TrainConfig
 from agekeras.datasets import align as A
 from agekeras.evaluation import load_run
@@ -68,14 +74,17 @@ class Predictor:
         align: the template name of its training crops, or None (whole image).
         image_size: expected input side; checked against the model's.
         name: what to call it in messages.
+        run_dir: the run directory the model comes from, whose
+            `calibration.CALIBRATION_FILE` gives the temperature of its age
+            intervals (`interval_settings`); None: the model's own spread.
 
     Raises:
         ValueError: the model has no "age" output, or its image input is not
             a square RGB image of `image_size`.
     """
 
-    def __init__(self, model, align=DEFAULT_ALIGN, image_size=None, name="model"):
-        self.model, self.name = model, name
+    def __init__(self, model, align=DEFAULT_ALIGN, image_size=None, name="model", run_dir=None):
+        self.model, self.name, self.run_dir = model, name, run_dir
         self.align = None if align in (None, "none") else A.get_template(align).name
         names = [t.name for t in model.inputs]
         self.needs_landmarks = "landmarks" in names
@@ -90,6 +99,12 @@ class Predictor:
         if not outputs or "age" not in outputs:
             raise ValueError(f"{name}: the model has no 'age' output")
         self.outputs = list(outputs)
+
+    def interval_settings(self, flip=False):
+        """(temperature, level) of the age intervals: the run's calibration
+        (`agekeras.calibration.run_temperature`; `flip` for averaged views),
+        else (1.0, `DEFAULT_LEVEL`)."""
+        return C.run_temperature(self.run_dir, flip)
 
 
 def load_predictor(model_or_run, *, align="auto", checkpoint=BEST):
@@ -120,7 +135,8 @@ def load_predictor(model_or_run, *, align="auto", checkpoint=BEST):
     path = pathlib.Path(model_or_run)
     if path.is_dir():
         model, config, _ = load_run(path, checkpoint)
-        return Predictor(model, config.align if align == "auto" else align, config.image_size, name=str(path))
+        return Predictor(model, config.align if align == "auto" else align, config.image_size, name=str(path),
+                         run_dir=path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file or run directory")
     if path.suffix != ".keras":
@@ -129,73 +145,47 @@ def load_predictor(model_or_run, *, align="auto", checkpoint=BEST):
     if align == "auto":
         saved = RunDir(path.parent).read_config()
         align = TrainConfig.from_json(saved["train"]).align if saved else DEFAULT_ALIGN
-    return Predictor(model, align, name=str(path))
+    return Predictor(model, align, name=str(path), run_dir=path.parent if RunDir(path.parent).exists() else None)
 
 
 # ----- the model's outputs ------------------------------------------------------------
 
 
-def age_distribution(outputs):
-    """Per-face probabilities over the age classes, or None.
-
-    Args:
-        outputs: the model's output dict (NumPy), batch first.
-
-    Returns:
-        float64 (batch, K) probabilities from "age_probs" or, for CORAL,
-        from "age_logits" (batch, K - 1): P(age > k) = sigmoid(logit_k),
-        p_k = P(age > k - 1) - P(age > k) (clipped at 0, renormalised);
-        None for models without either.
-    """
-    if "age_probs" in outputs:
-        p = np.asarray(outputs["age_probs"], dtype="float64")
-    elif "age_logits" in outputs:
-        from agekeras.ages import rank_class_probabilities
-
-        return rank_class_probabilities(outputs["age_logits"])
-    else:
-        return None
-    return p / np.maximum(p.sum(-1, keepdims=True), 1e-12)
-
-
-def spread(probs, age, level=0.8):
+def spread(probs, age, level=DEFAULT_LEVEL, temperature=1.0):
     """Standard deviation and central `level` interval of age distributions.
 
     The classes are integer ages k = 0..K-1 shifted so that the mean of the
-    distribution is the model's `age` (true for DEX and CORAL heads, whose
-    age is the expectation / the sum of the cumulative probabilities), so no
-    `age_min` is needed.
+    (untempered) distribution is the model's `age` (true for DEX and CORAL
+    heads, whose age is the expectation / the sum of the cumulative
+    probabilities), so no `age_min` is needed (`calibration.class_offset`).
+    Both are read from the distribution at `temperature`
+    (`calibration.temper`), the run's calibrated one in `predict`.
 
     Args:
         probs: (batch, K) probabilities.
         age: (batch,) predicted ages.
         level: interval mass.
+        temperature: T > 0 (1: the model's own distribution).
 
     Returns:
         (std, interval): float64 (batch,) and (batch, 2) years.
 
     Example:
 
-    >>> std, iv = spread(np.array([[0.25, 0.5, 0.25]]), np.array([30.0]))
+    >>> std, iv = spread(np.array([[0.25, 0.5, 0.25]]), np.array([30.0]), level=0.8)
     >>> round(float(std[0]), 4), iv.tolist()
     (0.7071, [[29.0, 31.0]])
     """
-    probs = np.asarray(probs, dtype="float64")
-    k = np.arange(probs.shape[-1], dtype="float64")
-    mean = probs @ k
-    std = np.sqrt(np.maximum(probs @ k**2 - mean**2, 0.0))
-    cdf = np.cumsum(probs, -1)
-    lo = np.argmax(cdf >= (1 - level) / 2, axis=-1)
-    hi = np.argmax(cdf >= 1 - (1 - level) / 2 - 1e-9, axis=-1)
-    shift = np.asarray(age, dtype="float64").reshape(-1) - mean
-    return std, np.stack([lo + shift, hi + shift], axis=-1)
+    offset = C.class_offset(probs, age)
+    return C.std(probs, temperature), C.interval(probs, level, temperature, offset)
 
 
-def _face_outputs(outputs, i, std=None, interval=None):
+def _face_outputs(outputs, i, std=None, interval=None, level=None):
     out = {"age": round(float(np.asarray(outputs["age"]).reshape(-1)[i]), 2)}
     if std is not None:
         out["age_std"] = round(float(std[i]), 2)
         out["age_interval"] = [round(float(v), 1) for v in interval[i]]
+        out["age_interval_level"] = level
     if "gender_probs" in outputs:
         g = np.asarray(outputs["gender_probs"], dtype="float64")[i]
         k = int(np.argmax(g))
@@ -209,7 +199,8 @@ def _face_outputs(outputs, i, std=None, interval=None):
 class PredictResult(list):
     """The faces (a list of dicts), plus `problems` (one line per image that
     gave no face: unreadable, no face found, only tiny faces) and `stats`
-    (images, faces, seconds and faces/s of detection and of the model)."""
+    (images, faces, seconds and faces/s of detection and of the model, and
+    `interval_level` and `interval_temperature` of the age intervals)."""
 
     problems: list
     stats: dict
@@ -258,6 +249,7 @@ def predict(images_or_paths, model_or_run, *, align="auto", detector=None, min_c
 
     views = test_views(flip, tta)
     predictor = load_predictor(model_or_run, align=align)
+    temperature, level = predictor.interval_settings(flip=len(views) > 1)
     items = _items(images_or_paths)
     result = PredictResult()
     result.problems = []
@@ -330,9 +322,9 @@ def predict(images_or_paths, model_or_run, *, align="auto", detector=None, min_c
                                           views)
             stats["model_seconds"] += seconds
             dist = age_distribution(outputs)
-            std, interval = spread(dist, outputs["age"]) if dist is not None else (None, None)
+            std, interval = (None, None) if dist is None else spread(dist, outputs["age"], level, temperature)
             for i, (name, k, info) in enumerate(meta):
-                face = {"file": name, "face": k, **info, **_face_outputs(outputs, i, std, interval)}
+                face = {"file": name, "face": k, **info, **_face_outputs(outputs, i, std, interval, level)}
                 if predictor.align:
                     face["align"] = predictor.align
                 faces.append(face)
@@ -351,6 +343,7 @@ def predict(images_or_paths, model_or_run, *, align="auto", detector=None, min_c
     stats["detection_seconds"] = round(stats["detection_seconds"], 2)
     stats["model_seconds"] = round(stats["model_seconds"], 2)
     stats["problems"] = len(result.problems)
+    stats["interval_level"], stats["interval_temperature"] = level, temperature
     result.stats = stats
     for line in result.problems:
         logger.warning("%s", line)
@@ -429,34 +422,83 @@ def _progress_bar(total):
         return lambda done: bar.update(done)
 
 
-def _annotate(image, faces, out_dir, name):
-    from PIL import Image, ImageDraw, ImageFont
+def annotate(image, faces):
+    """A copy of a photo with each face's box and a label (age, +- its spread, gender) drawn on it.
 
-    im = Image.fromarray(image)
+    Each face is drawn at its own scale, so that a group photo with faces near and far reads well:
+    the box line is about 1/50 of the face's side (at least 1 px) and the label's text about 1/5 of
+    it (at least 10 px or 1/80 of the photo's shorter side, at most 1/12 of it). A label sits on
+    the box's top edge, outside when there is room above the box, else inside it, and is moved
+    (and, on a photo narrower than the label, shrunk) so that it never leaves the photo.
+
+    Args:
+        image: uint8 (H, W, 3).
+        faces: dicts with "box" [x1, y1, x2, y2] and "age", optionally "age_std" and "gender"
+            (the dicts `predict` returns).
+
+    Returns:
+        (annotated, labels): uint8 (H, W, 3), and each face's label rectangle [x0, y0, x1, y1]
+        (pixels, inside the photo).
+
+    Example:
+        >>> img, labels = annotate(np.zeros((100, 120, 3), "uint8"), [{"box": [90, 5, 119, 40], "age": 31.6}])
+        >>> img.shape, all(0 <= v for v in labels[0]) and labels[0][2] <= 120
+        ((100, 120, 3), True)
+    """
+    from PIL import Image, ImageDraw
+
+    im = Image.fromarray(np.ascontiguousarray(image))
     draw = ImageDraw.Draw(im)
-    width = max(2, round(max(im.size) / 300))
-    pt = max(11, round(max(im.size) / 45))
-    try:
-        font = ImageFont.load_default(size=pt)
-    except TypeError:  # Pillow without FreeType: the fixed bitmap font
-        font, pt = ImageFont.load_default(), 11
+    width, height = im.size
+    short = min(width, height)
+    labels = []
     for f in faces:
-        x1, y1, x2, y2 = f["box"]
-        draw.rectangle([x1, y1, x2, y2], outline=(255, 40, 40), width=width)
-        label = f"{f['age']:.0f}" + (f" ±{f['age_std']:.0f}" if "age_std" in f else "")
+        x1, y1, x2, y2 = (float(v) for v in f["box"])
+        side = max(1.0, min(x2 - x1, y2 - y1))
+        line = max(1, round(side / 50))
+        draw.rectangle([x1, y1, x2, y2], outline=(255, 40, 40), width=line)
+        text = f"{f['age']:.0f}" + (f" ±{f['age_std']:.0f}" if "age_std" in f else "")
         if "gender" in f:
-            label += " " + f["gender"][0].upper()
-        tw = draw.textlength(label, font=font)
-        top = max(0, y1 - pt - 4)
-        draw.rectangle([x1, top, x1 + tw + 6, top + pt + 4], fill=(255, 40, 40))
-        draw.text((x1 + 3, top + 1), label, fill=(255, 255, 255), font=font)
+            text += " " + f["gender"][0].upper()
+        size = round(min(max(side / 5, 10, short / 80), max(10, short / 12)))
+        while True:
+            font = _font(size)
+            left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+            pad = max(1, round((bottom - top) / 6))
+            box_w, box_h = right - left + 2 * pad, bottom - top + 2 * pad
+            if box_w <= width or size <= 6:
+                break
+            size -= 1
+        lx = min(max(0.0, x1), max(0.0, width - box_w))
+        ly = y1 - box_h if y1 - box_h >= 0 else max(0.0, y1)  # above the box, else inside it
+        ly = min(ly, max(0.0, height - box_h))
+        rect = [round(lx), round(ly), round(lx) + box_w, round(ly) + box_h]
+        draw.rectangle([rect[0], rect[1], rect[2] - 1, rect[3] - 1], fill=(255, 40, 40))
+        draw.text((rect[0] + pad - left, rect[1] + pad - top), text, fill=(255, 255, 255), font=font)
+        labels.append(rect)
+    return np.asarray(im), labels
+
+
+def _font(size):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow without FreeType: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def _annotate(image, faces, out_dir, name):
+    from PIL import Image
+
+    annotated, _ = annotate(image, faces)
     stem = pathlib.Path(name).stem if _is_file(name) else name.strip("<>").replace(" ", "_")
     target = out_dir / f"{stem}.jpg"
     n = 1
     while target.exists():
         target = out_dir / f"{stem}_{n}.jpg"
         n += 1
-    im.save(target, quality=90)
+    Image.fromarray(annotated).save(target, quality=90)
     return target
 
 

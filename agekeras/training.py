@@ -32,6 +32,7 @@ import warnings
 import keras
 
 from agekeras import models as model_registry
+from agekeras.calibration import calibrate_run
 from agekeras.callbacks import BudgetProgress, ProgressSchedule, RunCheckpoint, TrainingClock
 from agekeras.config import DATASET_ALIGNMENT, TrainConfig, config_differences, load_splits
 from agekeras.evaluation import evaluate
@@ -327,6 +328,9 @@ def _restore(model, run):
 
 def _finish(run, config, splits):
     """Evaluate best.keras on the test split, write metrics and figures."""
+    if splits is None:
+        splits, _ = load_splits(config)
+    calibrate_run(run.path, splits=splits)  # the temperature of the age intervals, on the validation faces
     result = evaluate(run.path, splits=splits)
     run.mark_finished()
     history = run.read_history()

@@ -112,9 +112,11 @@ def test_augment_factors_reach_the_config_and_bad_ones_fail_early(tmp_path, monk
     with pytest.raises(SystemExit, match="cannot be combined"):
         cli.main(["train", "--model", "resnet18_dex", "--out", str(tmp_path), "--no-augment", "--augment", "zoom=0"])
     with pytest.raises(SystemExit, match="--augment: Unknown augmentation keys"):  # before any data is read
-        cli.main(["train", "--model", "resnet18_dex", "--out", str(tmp_path), "--augment", "blur=1"])
+        cli.main(["train", "--model", "resnet18_dex", "--out", str(tmp_path), "--augment", "shear=1"])
+    with pytest.raises(SystemExit, match="--augment: Augmentation factor grayscale=2 is outside"):
+        cli.main(["train", "--model", "resnet18_dex", "--out", str(tmp_path), "--augment", "grayscale=2"])
     with pytest.raises(ValueError, match="Unknown augmentation keys"):  # and from Python, when the config is made
-        training.TrainConfig(augment={"blur": 1})
+        training.TrainConfig(augment={"shear": 1})
 
 
 @pytest.mark.parametrize("dataset", ["synthetic", "utkface", "fgnet"])

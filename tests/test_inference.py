@@ -2,6 +2,7 @@
 models and synthetic faces written as files (a fake detector stands in for
 MTCNN; the real one runs in the slow and integration tests)."""
 
+import csv
 import json
 import pathlib
 
@@ -319,6 +320,30 @@ def test_spread_of_dex_and_coral_distributions():
     assert inference.age_distribution({"age": np.zeros(1)}) is None
 
 
+def test_annotate_sizes_each_label_to_its_face_and_keeps_it_on_the_photo():
+    """A group photo: a large face, a small one in the top right corner, a middle one at the bottom."""
+    photo = np.full((480, 640, 3), 90, "uint8")
+    faces = [
+        {"box": [40, 120, 340, 430], "age": 34.4, "age_std": 4.2, "gender": "female"},  # large, room above
+        {"box": [612, 0, 639, 30], "age": 61.0, "age_std": 7.9, "gender": "male"},      # small, in the corner
+        {"box": [420, 330, 540, 479], "age": 8.2, "age_std": 2.0},                      # middle, at the bottom
+    ]
+    out, labels = inference.annotate(photo, faces)
+    assert out.shape == photo.shape and out.dtype == np.uint8 and not np.array_equal(out, photo)
+    np.testing.assert_array_equal(photo, 90)  # the photo itself is left alone
+    for x0, y0, x1, y1 in labels:
+        assert 0 <= x0 < x1 <= 640 and 0 <= y0 < y1 <= 480
+        assert np.mean(out[y0:y1, x0:x1, 0] == 255) > 0.95  # filled: red ground, white text
+    heights = [y1 - y0 for _, y0, _, y1 in labels]
+    assert heights[0] > heights[2] > heights[1]  # text follows the face's size
+    assert labels[0][3] <= 120  # above the large face, where there is room
+    assert labels[1][0] < 612 and labels[1][2] <= 640  # the corner face's label moved left, inside the photo
+    # a photo narrower than its label: the text shrinks to fit
+    narrow, (rect,) = inference.annotate(np.zeros((60, 30, 3), "uint8"),
+                                         [{"box": [0, 0, 29, 59], "age": 44.0, "age_std": 12.0, "gender": "male"}])
+    assert 0 <= rect[0] and rect[2] <= 30 and 0 <= rect[1] and rect[3] <= 60
+
+
 def test_load_run_falls_back_and_fails_clearly(tmp_path):
     run = make_run(tmp_path / "r", tiny_model(), checkpoint="last.keras")
     model, config, saved = load_run(run)
@@ -407,6 +432,14 @@ def test_cross_dataset_evaluate_aligns_and_counts_missed_faces(photos, tmp_path,
     assert aligned["align"] == "utkface" and aligned["faces_missed"] == 1 and aligned["n"] == 4
     assert aligned["missed"] == [str(folder / "wall.png")]
     assert (run / "metrics_csv_utkface.json").exists()
+    # greyscale photos (equal channels) apart from colour ones, among the faces found
+    by = aligned["by_colour"]
+    assert {k: v["n"] for k, v in by.items()} == {"all": 4, "faces_found": 3, "colour": 2, "greyscale": 1}
+    rows = list(csv.DictReader(open(run / "predictions_csv_utkface.csv")))
+    error = [float(r["predicted"]) - float(r["age"]) for r in rows]  # face, gray, wall, two
+    assert by["greyscale"]["mean_error"] == pytest.approx(error[1], abs=1e-3)
+    assert by["colour"]["mean_error"] == pytest.approx((error[0] + error[3]) / 2, abs=1e-3)
+    assert aligned["interval"]["level"] == 0.9 and "0.9" in aligned["interval"]["coverage"]
     plain = evaluate(run, dataset="csv", data_dir=str(table), split="all", align=None)
     assert "faces_missed" not in plain and (run / "metrics_csv.json").exists()
     # The detections are cached: a second aligned pass never calls the detector.

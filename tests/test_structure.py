@@ -38,6 +38,7 @@ FORBIDDEN = {
     "callbacks.py": ("models", "training", "experiments", "cli", "datasets", "plots", "inference", "evaluation",
                      "config"),
     "evaluation.py": ("training", "experiments", "cli", "inference", "callbacks"),
+    "calibration.py": ("training", "experiments", "cli", "inference", "callbacks"),
     "experiments": ("cli",),
     "datasets": ("layers", "models", "training", "experiments", "cli", "plots", "losses", "metrics", "inference"),
     "plots": ("layers", "models", "training", "experiments", "cli", "datasets", "losses", "metrics", "inference"),

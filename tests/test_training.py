@@ -59,7 +59,8 @@ def test_train_writes_the_run_directory(tmp_path):
     run = tmp_path / "run"
     result = train(TrainConfig(model="resnet18_dex", epochs=2, out=str(run), **TINY))
     for name in ("config.json", "history.csv", "best.keras", "last.keras", "metrics.json", "predictions.csv",
-                 "state.json", "figures/curves.png", "figures/pred_vs_true.png", "figures/mae_by_age.png"):
+                 "state.json", "calibration.json", "figures/curves.png", "figures/pred_vs_true.png",
+                 "figures/mae_by_age.png"):
         assert (run / name).exists(), name
     rows = _history(run)
     assert [int(r["epoch"]) for r in rows] == [0, 1]

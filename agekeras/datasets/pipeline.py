@@ -77,7 +77,10 @@ Design notes:
   that "left" stays image-left), then one random similarity per image
   (rotation, zoom and translation with the same factors as the Keras
   layers, composed into one resampling: `random_similarity`) that moves the
-  landmarks with the image, plus brightness and contrast.
+  landmarks with the image, plus brightness and contrast. Off by default,
+  `degrade_images` then imitates photos unlike a dataset's own, per image:
+  a saturation change, greyscale, a Gaussian blur and JPEG compression
+  (factors `color`, `grayscale`, `blur`, `jpeg`), in both paths.
 * **Determinism.** By default (`deterministic=None`) evaluation pipelines are
   deterministic and training pipelines are not (parallel maps may reorder
   elements, which is faster). With `deterministic=True` a training pipeline
@@ -109,11 +112,26 @@ DEFAULT_AUGMENT = {
     "zoom": 0.1,
     "brightness": 0.0,
     "contrast": 0.0,
+    "color": 0.0,
+    "grayscale": 0.0,
+    "blur": 0.0,
+    "jpeg": 0,
 }
 """Default augmentation factors (Keras layer factors; rotation as a fraction of
-a full turn, so 10/360 is +-10 degrees). A factor of 0 disables a layer."""
+a full turn, so 10/360 is +-10 degrees). A factor of 0 disables a layer.
+
+The last four imitate photos unlike a dataset's own (`degrade_images`), per image:
+`color` scales the saturation by a factor uniform in [1 - color, 1 + color]
+(the grey level of every pixel stays); `grayscale` is the probability of
+turning an image into its grey levels (as a greyscale scan); `blur` is the
+largest standard deviation, in pixels of the output image, of a Gaussian blur
+whose standard deviation is uniform in [0, blur]; `jpeg` is the lowest quality
+of a JPEG compression whose quality is uniform in [jpeg, 100]."""
 
 _GEOMETRIC = ("rotation", "translation", "zoom")
+_DEGRADING = ("color", "grayscale", "blur", "jpeg")
+# Grey level of an RGB pixel (ITU-R BT.601 luma; the weights sum to 1, so a saturation change keeps it).
+_LUMA = (0.299, 0.587, 0.114)
 _JPEG_RATIOS = (1, 2, 4, 8)
 # With a file cache the data may not fit in memory: bound the shuffle buffer.
 _FILE_CACHE_SHUFFLE_BUFFER = 10_000
@@ -150,7 +168,8 @@ def make_tf_dataset(
         seed: seeds the shuffle and the augmentation layers.
         augment: `True` for `DEFAULT_AUGMENT`, a dict overriding some of its
             factors (keys `flip`, `rotation`, `translation`, `zoom`,
-            `brightness`, `contrast`; 0 or False disables one), `False` for
+            `brightness`, `contrast`, `color`, `grayscale`, `blur`, `jpeg`;
+            0 or False disables one), `False` for
             none, or `None` for "`True` when `training`". With
             `with_landmarks=True` rotation, translation and zoom are drawn
             as one similarity per image that moves the landmarks too
@@ -401,7 +420,8 @@ def augment_factors(augment, training=True):
         A full dict of factors, or None when every factor is off.
 
     Raises:
-        ValueError: a dict with unknown keys. TypeError: anything else.
+        ValueError: a dict with unknown keys or a factor out of its range.
+        TypeError: anything else.
 
     Example:
         >>> augment_factors({"rotation": 0, "zoom": 0.05})["zoom"]
@@ -421,6 +441,10 @@ def augment_factors(augment, training=True):
         config.update(augment)
     elif augment is not True:
         raise TypeError(f"augment must be a bool, a dict or None; got {augment!r}.")
+    ranges = {"grayscale": (0, 1), "color": (0, 1), "blur": (0, 10), "jpeg": (0, 100)}
+    for key, (low, high) in ranges.items():
+        if not low <= float(config[key]) <= high:
+            raise ValueError(f"Augmentation factor {key}={config[key]!r} is outside [{low}, {high}].")
     return config if any(config.values()) else None
 
 
@@ -547,9 +571,10 @@ def _make_augmenter(config, seed, with_landmarks):
             keras.layers.RandomContrast(config["contrast"], value_range=(0, 255), seed=seed + 5)
         )
 
+    degrade = {key: config[key] for key in _DEGRADING}
     if with_landmarks:
         geometric = {key: float(config[key] or 0.0) for key in _GEOMETRIC}
-        return _landmark_augmenter(config["flip"], photometric, seed, geometric)
+        return _landmark_augmenter(config["flip"], photometric, seed, geometric, degrade)
 
     layers = []
     if config["flip"]:
@@ -561,20 +586,27 @@ def _make_augmenter(config, seed, with_landmarks):
         layers.append(keras.layers.RandomTranslation(factor, factor, seed=seed + 2))
     if config["zoom"]:
         layers.append(keras.layers.RandomZoom(config["zoom"], seed=seed + 3))
-    pipeline = keras.layers.Pipeline(layers + photometric)
+    pipeline = keras.layers.Pipeline(layers + photometric) if layers or photometric else None
+    degrade_generator = tf.random.Generator.from_seed(seed + 6) if any(degrade.values()) else None
 
     def augment(images, landmarks):
-        return pipeline(images, training=True), landmarks
+        if pipeline is not None:
+            images = pipeline(images, training=True)
+        if degrade_generator is not None:
+            images = degrade_images(images, degrade_generator, **degrade)
+        return images, landmarks
 
     return augment
 
 
-def _landmark_augmenter(flip, photometric, seed, geometric=None):
-    """Flip and one random similarity (both moving the landmarks) and
-    photometric changes, per sample."""
+def _landmark_augmenter(flip, photometric, seed, geometric=None, degrade=None):
+    """Flip and one random similarity (both moving the landmarks),
+    photometric changes and degradations (`degrade_images`), per sample."""
     geometric = {k: v for k, v in (geometric or {}).items() if v}
+    degrade = degrade or {}
     generator = tf.random.Generator.from_seed(seed) if flip else None
     affine_generator = tf.random.Generator.from_seed(seed + 1) if geometric else None
+    degrade_generator = tf.random.Generator.from_seed(seed + 6) if any(degrade.values()) else None
     colour = keras.layers.Pipeline(photometric) if photometric else None
 
     def augment(images, landmarks):
@@ -587,9 +619,103 @@ def _landmark_augmenter(flip, photometric, seed, geometric=None):
             images, landmarks = random_similarity(images, landmarks, affine_generator, **geometric)
         if colour is not None:
             images = colour(images, training=True)
+        if degrade_generator is not None:
+            images = degrade_images(images, degrade_generator, **degrade)
         return images, landmarks
 
     return augment
+
+
+def degrade_images(images, generator, *, color=0.0, grayscale=0.0, blur=0.0, jpeg=0):
+    """Per-image colour, greyscale, blur and JPEG changes of a batch, in that order.
+
+    The factors are those of `DEFAULT_AUGMENT` (0 skips a step): the
+    saturation scaled by a factor uniform in `[1 - color, 1 + color]` about
+    each pixel's grey level (`_LUMA`), which stays; each image turned into its
+    grey levels with probability `grayscale`; a Gaussian blur of standard
+    deviation uniform in `[0, blur]` pixels (separable, mirrored borders;
+    `gaussian_blur`); a JPEG compression at a quality uniform in
+    `[jpeg, 100]`. Geometry and landmarks are untouched.
+
+    Args:
+        images: float32 `(batch, H, W, 3)` in [0, 255].
+        generator: a `tf.random.Generator` (seeded: reproducible draws).
+        color, grayscale, blur, jpeg: the factors.
+
+    Returns:
+        float32 images of the same shape, in [0, 255].
+
+    Example:
+        >>> g = tf.random.Generator.from_seed(0)
+        >>> x = tf.random.uniform((2, 16, 16, 3), 0, 255, seed=1)
+        >>> y = degrade_images(x, g, grayscale=1.0)
+        >>> bool(tf.reduce_all(y[..., 0] == y[..., 2]))
+        True
+    """
+    images = tf.cast(images, "float32")
+    batch = tf.shape(images)[0]
+    if color or grayscale:
+        grey = tf.reduce_sum(images * tf.constant(_LUMA, "float32"), axis=-1, keepdims=True)
+        scale = tf.ones([batch])
+        if color:
+            scale = generator.uniform([batch], 1.0 - float(color), 1.0 + float(color))
+        if grayscale:
+            scale = tf.where(generator.uniform([batch]) < float(grayscale), 0.0, scale)
+        images = tf.clip_by_value(grey + scale[:, None, None, None] * (images - grey), 0.0, 255.0)
+    if blur:
+        images = gaussian_blur(images, generator.uniform([batch], 0.0, float(blur)))
+    if jpeg:
+        quality = tf.cast(tf.round(generator.uniform([batch], float(jpeg), 100.0)), "int32")
+
+        def compress(args):
+            image, q = args
+            return tf.image.adjust_jpeg_quality(tf.saturate_cast(tf.round(image), "uint8"), q)
+
+        images = tf.cast(
+            tf.map_fn(compress, (images, quality), fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8)),
+            "float32",
+        )
+        images.set_shape([None, None, None, 3])
+    return images
+
+
+def gaussian_blur(images, sigma):
+    """A Gaussian blur of each image of a batch with its own standard deviation.
+
+    Separable, with mirrored borders (`tf.pad` "REFLECT") and a kernel of
+    radius `ceil(3 * max(sigma))`; a standard deviation of 0 leaves the image
+    unchanged.
+
+    Args:
+        images: float32 `(batch, H, W, C)`, H and W larger than the radius.
+        sigma: `(batch,)` standard deviations in pixels (>= 0).
+
+    Returns:
+        float32 images of the same shape.
+
+    Example:
+        >>> x = tf.ones((2, 8, 8, 3))
+        >>> bool(tf.reduce_all(tf.abs(gaussian_blur(x, tf.constant([0.0, 1.5])) - 1) < 1e-5))
+        True
+    """
+    images = tf.cast(images, "float32")
+    sigma = tf.cast(tf.reshape(sigma, [-1]), "float32")
+    radius = tf.cast(tf.math.ceil(3.0 * tf.reduce_max(sigma)), "int32")
+    radius = tf.maximum(radius, 1)
+    x = tf.cast(tf.range(-radius, radius + 1), "float32")
+    kernel = tf.exp(-0.5 * tf.square(x[None, :] / tf.maximum(sigma[:, None], 1e-3)))
+    kernel /= tf.reduce_sum(kernel, axis=1, keepdims=True)  # (batch, taps)
+    shape = tf.shape(images)
+    batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
+    # Every image's channels side by side, so one depthwise convolution applies each its own kernel.
+    stacked = tf.reshape(tf.transpose(images, [1, 2, 0, 3]), [1, height, width, batch * channels])
+    stacked = tf.pad(stacked, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT")
+    taps = tf.repeat(tf.transpose(kernel), channels, axis=1)  # (taps, batch * channels)
+    stacked = tf.nn.depthwise_conv2d(stacked, taps[:, None, :, None], [1, 1, 1, 1], "VALID")
+    stacked = tf.nn.depthwise_conv2d(stacked, taps[None, :, :, None], [1, 1, 1, 1], "VALID")
+    out = tf.transpose(tf.reshape(stacked, [height, width, batch, channels]), [2, 0, 1, 3])
+    out.set_shape(images.shape)
+    return out
 
 
 def random_similarity(images, landmarks, generator, *, rotation=0.0, translation=0.0, zoom=0.0,

@@ -372,6 +372,109 @@ def test_augment_argument_is_validated():
         make_tf_dataset(ds, image_size=8, augment="yes")
 
 
+# ----- degradations: colour, greyscale, blur, JPEG ------------------------------
+
+PLAIN = {"flip": False, **NO_GEOMETRY}
+
+
+def luma(images):
+    """NumPy reference grey levels (ITU-R BT.601), (n, h, w)."""
+    return images[..., 0] * 0.299 + images[..., 1] * 0.587 + images[..., 2] * 0.114
+
+
+def degraded(images, **factors):
+    """The in-memory `images` through a training pipeline with only `factors` on: (output, originals)."""
+    ds = AgeDataset("mem", age=np.arange(len(images)), images=images)
+    out, labels = collect(make_tf_dataset(ds, image_size=images.shape[1], batch_size=8, training=True,
+                                          augment={**PLAIN, **factors}, deterministic=True, seed=1))
+    np.testing.assert_array_equal(np.sort(labels["age"]), np.arange(len(images)))  # labels untouched
+    return out, images[labels["age"].astype(int)].astype("float32")
+
+
+def test_grayscale_augmentation_turns_a_share_of_the_images_into_their_grey_levels():
+    out, originals = degraded(textured_images(32, 16), grayscale=0.5)
+    grey = np.repeat(luma(originals)[..., None], 3, -1)
+    is_grey = [np.allclose(o, g, atol=1e-3) for o, g in zip(out, grey)]
+    unchanged = [np.array_equal(o, x) for o, x in zip(out, originals)]
+    assert all(g or u for g, u in zip(is_grey, unchanged))
+    assert 6 <= sum(is_grey) <= 26  # about half of 32
+    all_grey, originals = degraded(textured_images(8, 16), grayscale=1.0)
+    np.testing.assert_allclose(all_grey, np.repeat(luma(originals)[..., None], 3, -1), atol=1e-3)
+
+
+def test_color_jitter_scales_the_saturation_and_keeps_the_grey_levels():
+    rng = np.random.default_rng(4)
+    images = rng.integers(100, 160, (16, 12, 12, 3)).astype("uint8")  # no clipping at 1 +- 0.5
+    out, originals = degraded(images, color=0.5)
+    np.testing.assert_allclose(luma(out), luma(originals), atol=1e-3)
+    grey = luma(originals)[..., None]
+    scale = np.array([np.sum((o - g) * (x - g)) / np.sum((x - g) ** 2) for o, x, g in zip(out, originals, grey)])
+    np.testing.assert_allclose(out, grey + scale[:, None, None, None] * (originals - grey), atol=1e-3)
+    assert np.all((scale >= 0.5 - 1e-4) & (scale <= 1.5 + 1e-4)) and scale.std() > 0.1
+
+
+def reference_blur(image, sigma, radius):
+    """NumPy Gaussian blur of one (h, w, c) image: mirrored borders, separable taps."""
+    x = np.arange(-radius, radius + 1)
+    taps = np.exp(-0.5 * (x / max(sigma, 1e-3)) ** 2)
+    taps /= taps.sum()
+    padded = np.pad(image.astype("float64"), [(radius, radius), (radius, radius), (0, 0)], mode="reflect")
+    h, w = image.shape[:2]
+    rows = sum(t * padded[i:i + h] for i, t in enumerate(taps))
+    return sum(t * rows[:, i:i + w] for i, t in enumerate(taps))
+
+
+def test_gaussian_blur_matches_numpy_per_image():
+    images = textured_images(3, 20).astype("float32")
+    sigma = np.array([0.0, 0.7, 1.6], "float32")
+    out = pipeline.gaussian_blur(tf.constant(images), tf.constant(sigma)).numpy()
+    radius = int(np.ceil(3 * sigma.max()))
+    for o, x, s in zip(out, images, sigma):
+        np.testing.assert_allclose(o, reference_blur(x, s, radius), atol=1e-3)
+    np.testing.assert_allclose(out[0], images[0], atol=1e-4)  # sigma 0 leaves the image alone
+
+
+def test_blur_augmentation_smooths_the_images_and_keeps_their_mean():
+    images = np.random.default_rng(5).integers(0, 256, (16, 16, 16, 3)).astype("uint8")  # sharp noise
+    out, originals = degraded(images, blur=2.0)
+
+    def roughness(a):
+        return np.abs(np.diff(a, axis=1)).mean(axis=(1, 2, 3))
+
+    assert np.all(roughness(out) < roughness(originals)) and np.median(roughness(out) / roughness(originals)) < 0.6
+    np.testing.assert_allclose(out.mean(axis=(1, 2, 3)), originals.mean(axis=(1, 2, 3)), atol=6.0)
+
+
+def test_jpeg_augmentation_is_a_jpeg_round_trip_at_a_quality_in_range():
+    images = textured_images(8, 24)
+    out, originals = degraded(images, jpeg=20)
+    qualities = []
+    for o, x in zip(out, originals.astype("uint8")):
+        same = [q for q in range(20, 101) if np.array_equal(o, tf.image.adjust_jpeg_quality(x, q).numpy())]
+        assert same, "not a JPEG round trip at any quality in [20, 100]"
+        qualities.append(same[0])
+    assert len(set(qualities)) > 1  # drawn per image
+    assert np.abs(out - originals).mean() > 0.2
+
+
+def test_degradations_leave_the_landmarks_alone():
+    landmarks = np.tile(np.array([[10, 12], [20, 12], [15, 16], [11, 22], [19, 22]], "float32"), (8, 1, 1))
+    ds = AgeDataset("mem", age=np.arange(8), images=textured_images(8, 32), landmarks=landmarks)
+    (x, y), = make_tf_dataset(ds, image_size=32, batch_size=8, training=True, with_landmarks=True,
+                              augment={**PLAIN, "grayscale": 1.0, "blur": 1.0, "jpeg": 50})
+    np.testing.assert_allclose(x["landmarks"], landmarks)
+    image = x["image"].numpy()
+    assert np.abs(image[..., 0] - image[..., 2]).max() <= 12  # grey, up to JPEG's chroma noise
+    originals = ds.images[y["age"].numpy().astype(int)].astype("float32")
+    assert np.all(np.abs(image - originals).mean(axis=(1, 2, 3)) > 0.5)
+
+
+@pytest.mark.parametrize("factor", [{"grayscale": 1.5}, {"color": -0.1}, {"blur": 11}, {"jpeg": 101}])
+def test_degradation_factors_are_checked(factor):
+    with pytest.raises(ValueError, match=f"{next(iter(factor))}=.* outside"):
+        pipeline.augment_factors(factor)
+
+
 # ----- landmarks ----------------------------------------------------------------
 
 

@@ -112,8 +112,10 @@ def aligned_dataset(ds, align, *, size=None, detector=None, cache=True, min_conf
         name=f"{ds.name}-{t.name}", age=sub.age, images=np.stack(images), gender=sub.gender, race=sub.race,
         subject=sub.subject, age_std=sub.age_std, group=sub.group, landmarks=np.stack(points),
     )  # fmt: skip
-    report = {"align": t.name, "faces_missed": len(missed), "missed": missed, "unreadable": len(errors),
-              "detection_seconds": round(seconds, 2)}  # fmt: skip
+    missed_set = set(missed)
+    found = [str(ds.paths[i]) not in missed_set for i in keep]  # per row of the aligned dataset
+    report = {"align": t.name, "faces_missed": len(missed), "missed": missed, "found": found,
+              "unreadable": len(errors), "detection_seconds": round(seconds, 2)}  # fmt: skip
     if log:
         log(f"{ds.name}: aligned {len(keep) - len(missed)} faces ({t.name}), {len(missed)} without a face found "
             f"(centre crop), {len(errors)} unreadable")  # fmt: skip
