@@ -8,6 +8,7 @@ evaluating a run later scores the very faces it was tested on.
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 
@@ -159,7 +160,7 @@ NOT_IN_RESUME_KEY = ("out", "verbose", "epochs", "cache")
 def resume_key(config: TrainConfig) -> dict:
     """The settings a resumed run must share with the run it continues: every
     field of `config` but `NOT_IN_RESUME_KEY`, as JSON values."""
-    d = config.to_json()
+    d = json.loads(json.dumps(config.to_json()))  # as config.json holds it: tuples become lists
     return {k: v for k, v in d.items() if k not in NOT_IN_RESUME_KEY}
 
 
