@@ -13,19 +13,23 @@ from agekeras.runs import BEST, LAST, RunDir
 from agekeras.runtime import cpu_others, cpu_snapshot
 
 class ProgressSchedule(keras.callbacks.Callback):
-    """Warm-up then cosine decay, driven by the run's progress in [0, 1].
+    """Warm-up then cosine decay (or steps), driven by the run's progress in [0, 1].
 
     Progress is `step / total_steps` in epoch mode, and elapsed training
     seconds / budget in time-budget mode, so "train for 15 minutes" gets a
     full schedule ending at the budget. The step comes from the optimizer's
     `iterations` and the seconds from `clock`, so both survive a resume.
+
+    `drops` replaces the cosine by a step schedule: the learning rate is
+    divided by 10 at each fraction of the run it lists; an empty list keeps
+    it constant (after the warm-up, if any).
     """
 
     def __init__(self, lr, *, total_steps=None, clock=None, warmup=0.03, floor=0.01, drops=None):
         super().__init__()
         self.base_lr, self.total_steps, self.clock = lr, total_steps, clock
         self.warmup, self.floor = warmup, floor
-        self.drops = sorted(float(d) for d in drops) if drops else None  # step schedule: lr / 10 at each
+        self.drops = None if drops is None else sorted(float(d) for d in drops)  # [] = constant
 
     def progress(self):
         if self.clock is not None and self.clock.budget:

@@ -1,6 +1,6 @@
 """Command line: `python -m agekeras {quickstart,train,evaluate,predict,export,benchmark,download,align,list}`.
 
-    python -m agekeras quickstart                      # ~4 min on 2 CPU cores
+    python -m agekeras quickstart                      # 3 minutes of training on synthetic faces
     python -m agekeras train --model resnet18_dex --dataset utkface \\
         --data-dir ~/data/UTKFace --time-budget 15 --out runs/r18
     python -m agekeras evaluate --run runs/r18
@@ -93,8 +93,13 @@ def _parser():
     q.add_argument("--minutes", type=float, default=None,
                    help="training time budget (default 3 on synthetic faces; with --data-dir, the recipe's 15)")
     q.add_argument("--n", type=int, default=None,
-                   help="number of synthetic faces (default: 200 per training second, at most 40,000, so training "
-                        "sees each face about once and the curves show learning, not memorising)")
+                   help=f"number of synthetic faces (default: {QUICKSTART_FACES_PER_SECOND} per training second, at "
+                        "most 40,000, so training sees each face about once: the curves show learning, not "
+                        f"memorising; epochs are {QUICKSTART_STEPS_PER_EPOCH} batches, a validation point each)")
+    q.add_argument("--record", metavar="JSON", default=None,
+                   help="also write the run's summary (settings, epochs, test MAE, the median predictor's, the "
+                        "machine's float32 matmul GFLOP/s, the date) to this file, e.g. "
+                        "benchmarks/results/quickstart.json, which the README's quickstart sentence is rendered from")
 
     sub.add_parser("list", help="list the registered models and datasets")
     b = sub.add_parser("benchmark", help="train and compare several models with one protocol",
@@ -202,8 +207,8 @@ def _data_args(p, default_dataset):
 
 def _benchmark_args(p):
     """The options of `benchmark`; `agekeras.experiments.benchmark.make_spec` fills what is left out."""
-    from agekeras.experiments.benchmark import (DEFAULT_MODELS, DEFAULT_TIME_BUDGET, QUICK_FACES, QUICK_IMAGE_SIZE,
-                                                QUICK_MODELS)
+    from agekeras.experiments.benchmark import (DEFAULT_MODELS, DEFAULT_RECIPE, DEFAULT_TIME_BUDGET, QUICK_FACES,
+                                                QUICK_IMAGE_SIZE, QUICK_MODELS, RECIPES)
 
     p.add_argument("--models", type=_names, default=None, metavar="NAME,NAME",
                    help=f"comma-separated registry names (default: {','.join(DEFAULT_MODELS)})")
@@ -221,6 +226,10 @@ def _benchmark_args(p):
                    help="also report the MAE on the whole of another dataset (repeatable)")
     p.add_argument("--flip", action="store_true",
                    help="also report the test MAE with flip test-time averaging (each face and its mirror image)")
+    p.add_argument("--recipe", choices=sorted(RECIPES), default=DEFAULT_RECIPE,
+                   help="how every model trains: 'default' (each model's own losses, the default augmentation) or "
+                        "'cpu' (the CPU recipe for every model: Gaussian label distributions, L1 on the expected "
+                        "age, mirror-only augmentation; default %(default)s)")
     p.add_argument("--quick", action="store_true",
                    help=f"the same code on {QUICK_FACES} synthetic faces, 1 epoch, {QUICK_IMAGE_SIZE} px, "
                         f"models {','.join(QUICK_MODELS)} unless --models is given (for CI)")
@@ -396,8 +405,17 @@ def cmd_export(a):
 
 QUICKSTART_FACES_PER_SECOND = 200
 """Synthetic faces drawn per second of the quickstart's budget: a bit above
-ResNet-18's training rate at 64 px on a 2-core CPU, so each face is seen about
+ResNet-18's training rate at 64 px on 2 CPU cores, so each face is seen about
 once (fresh faces, not a memorised set)."""
+
+QUICKSTART_STEPS_PER_EPOCH = 20
+"""Batches of 64 per quickstart epoch (`TrainConfig.steps_per_epoch`): about 10
+seconds at ResNet-18's rate on 2 CPU cores, so the 3 minutes give the curves
+about 15-20 validation points (10 on cores half as fast)."""
+
+QUICKSTART_VAL_FRACTION = 0.02
+"""Share of the training split held out for validation: about 600 of 36,000
+faces, scored after every short epoch."""
 
 
 def quickstart_faces(minutes):
@@ -408,6 +426,7 @@ def quickstart_faces(minutes):
 def cmd_quickstart(a):
     from agekeras.training import TrainConfig, evaluate, train
 
+    peak = matmul_gflops() if a.record else None  # before training, on an idle process
     if a.data_dir:  # real faces: the best recipe we found for a CPU
         from agekeras.experiments.benchmark import CPU_RECIPE, CPU_RECIPE_MINUTES
 
@@ -422,12 +441,12 @@ def cmd_quickstart(a):
     else:
         minutes = a.minutes or 3.0
         n = a.n or quickstart_faces(minutes)
-        # drawn at the training size: a fresh face for (almost) every training example
-        print(f"drawing {n:,} synthetic faces (about {n / 1000:.0f} s)")
+        # drawn at the training size: a fresh face for (almost) every training example, in short epochs
+        print(f"drawing {n:,} synthetic faces (about {max(1, round(n / 1000))} s)")
         config = TrainConfig(
             model="resnet18_dex", dataset="synthetic", epochs=None, time_budget=minutes, batch_size=64,
             image_size=64, lr=1e-3, optimizer="adam", out=a.out, dataset_kwargs={"n": n, "image_size": 64},
-            verbose=2,
+            steps_per_epoch=QUICKSTART_STEPS_PER_EPOCH, val_fraction=QUICKSTART_VAL_FRACTION, verbose=2,
         )
         print(f"agekeras quickstart: ResNet-18 + DEX on synthetic at 64 px for {minutes:g} min -> {a.out}")
     result = train(config)
@@ -436,10 +455,107 @@ def cmd_quickstart(a):
         f"test MAE {result['mae']:.2f} years, against {result['median_predictor_mae']:.2f} for the median predictor "
         "(always answering the median age): the number to beat."
     )
+    flipped = None
     if a.data_dir:
         flipped = evaluate(a.out, flip=True)
         print(f"test MAE with flip test-time averaging (each face and its mirror image): {flipped['mae']:.2f} years "
               f"({flipped['metrics_file']}): the recipe's score")
+    if a.record:
+        record = quickstart_record(a.out, result, flipped, peak, command=_quickstart_command(a))
+        from agekeras.runs import write_json
+
+        pathlib.Path(a.record).parent.mkdir(parents=True, exist_ok=True)
+        write_json(a.record, record)
+        print(f"record:   {a.record}")
+
+
+def _quickstart_command(a):
+    parts = ["python -m agekeras quickstart"]
+    if a.data_dir:
+        parts.append("--data-dir DIR")
+    if a.minutes:
+        parts.append(f"--minutes {a.minutes:g}")
+    if a.n:
+        parts.append(f"--n {a.n}")
+    return " ".join(parts)
+
+
+def matmul_gflops(n=2048, seconds=2.0):
+    """This process's float32 matmul GFLOP/s (n x n, best of a few timed repeats, all threads).
+
+    The yardstick a speed is read against: the same code trains at about the
+    same share of it on another CPU.
+    """
+    import time
+
+    import keras
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = keras.ops.convert_to_tensor(rng.standard_normal((n, n), dtype="float32"))
+    y = keras.ops.convert_to_tensor(rng.standard_normal((n, n), dtype="float32"))
+    keras.ops.convert_to_numpy(keras.ops.matmul(x, y))
+    best, stop = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < stop:
+        t = time.perf_counter()
+        for _ in range(3):
+            z = keras.ops.matmul(x, y)
+        keras.ops.convert_to_numpy(z)
+        best = max(best, 2 * n**3 * 3 / (time.perf_counter() - t) / 1e9)
+    return round(best, 1)
+
+
+def quickstart_record(run_dir, result, flipped=None, peak=None, command="python -m agekeras quickstart"):
+    """The quickstart run's summary as a JSON-ready dict (what `--record` writes).
+
+    Everything comes from the run folder (config.json, state.json,
+    history.csv) and the test metrics: the README renders its quickstart
+    sentence from this file.
+    """
+    import datetime
+    import platform
+
+    import keras
+
+    from agekeras.runs import RunDir
+
+    run = RunDir(run_dir)
+    saved, state, history = run.read_config(), run.read_state(), run.read_history()
+    train = saved["train"]
+    epochs = int(state.get("epochs_done", 0))
+    seconds = float(state.get("train_seconds", 0.0))
+    record = {
+        "command": command,
+        "date": datetime.date.today().isoformat(),
+        "model": train["model"],
+        "dataset": train["dataset"],
+        "faces": saved["dataset"]["n"],
+        "splits": saved["splits"],
+        "image_size": train["image_size"],
+        "batch_size": train["batch_size"],
+        "time_budget_minutes": train["time_budget"],
+        "train_minutes": round(seconds / 60, 2),
+        "epochs": epochs,
+        "validation_points": sum(1 for v in history.get("val_age_mae", []) if v == v),
+        "train_img_per_s": round(epochs * saved["splits"]["train"] / seconds, 1) if seconds else None,
+        "test_mae": round(float(result["mae"]), 3),
+        "median_predictor_mae": round(float(result["median_predictor_mae"]), 3),
+        "test_mae_flip": None if flipped is None else round(float(flipped["mae"]), 3),
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "processor": platform.machine(),
+            "matmul_peak_gflops": peak,
+            "keras": keras.__version__,
+            "backend": keras.backend.backend(),
+        },
+    }
+    try:
+        import tensorflow as tf
+
+        record["machine"]["tensorflow"] = tf.__version__
+    except ImportError:  # another backend without TensorFlow
+        pass
+    return record
 
 
 def _report(run_dir, result):
@@ -468,7 +584,8 @@ def cmd_benchmark(a):
     try:
         spec = benchmark.make_spec(models=a.models, dataset=a.dataset, data_dir=a.data_dir, time_budget=a.time_budget,
                                    epochs=a.epochs, seeds=a.seeds, image_size=a.image_size, batch_size=a.batch_size,
-                                   out=a.out, cross=a.cross, model_args=model_args, flip=a.flip, quick=a.quick)
+                                   out=a.out, cross=a.cross, model_args=model_args, flip=a.flip, recipe=a.recipe,
+                                   quick=a.quick)
         results = benchmark.run_benchmark(spec)
     except ValueError as e:  # e.g. an unknown model, or a folder holding another protocol
         print(f"python -m agekeras benchmark: error: {e}", file=sys.stderr)

@@ -77,6 +77,11 @@ class TrainConfig:
             raw weights and the average, so a resume continues both). The
             average spans about 1 / (1 - ema) steps: 0.995 is 200 steps,
             about 2 epochs of 7,811 UTKFace faces at batch 64.
+        steps_per_epoch: None for epochs of one pass over the training
+            faces, or a number of batches per epoch drawn from the training
+            faces repeated and reshuffled: shorter epochs give a short run
+            more validation points (and best.keras more chances) without
+            fewer faces.
     """
 
     model: str = "resnet18_dex"
@@ -110,8 +115,11 @@ class TrainConfig:
     label_sigma: float | None = None
     age_l1: float = 0.0
     ema: float | None = None
+    steps_per_epoch: int | None = None
 
     def __post_init__(self):
+        if self.steps_per_epoch is not None and int(self.steps_per_epoch) < 1:
+            raise ValueError(f"steps_per_epoch must be a positive number of batches, got {self.steps_per_epoch!r}")
         if self.align == "auto":
             self.align = DATASET_ALIGNMENT.get(self.dataset)
         if not isinstance(self.augment, bool):  # fail on unknown factors now, not after the data has loaded

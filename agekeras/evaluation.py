@@ -6,7 +6,8 @@
   predictions and figures through `agekeras.runs.RunDir`.
 - `evaluate_cached(run_dir, ...)`: the same, reusing a metrics file that is
   newer than the checkpoint it scored.
-- `load_run(run_dir)`: a run's model and configuration.
+- `load_run(run_dir)`: a run's model and configuration; `load_splits(config)`:
+  its seeded splits (each cut to `AGEKERAS_MAX_STEPS` batches when set).
 - `dataset_outputs(model, ds, ...)`: a model's outputs on every face of an
   `AgeDataset`, in order, for one view (`view_pipeline`); `mean_over_views`
   averages views; `test_views(flip, tta)` names them.
@@ -22,9 +23,10 @@ import numpy as np
 from agekeras import calibration
 from agekeras import metrics as M
 from agekeras.ages import GENDER_NAMES, RACE_NAMES
-from agekeras.config import TrainConfig, load_splits
+from agekeras import config as run_config
+from agekeras.config import TrainConfig
 from agekeras.runs import BEST, CONFIG, RunDir
-from agekeras.runtime import max_steps
+from agekeras.runtime import cap_splits, max_steps
 
 logger = logging.getLogger("agekeras.evaluation")
 
@@ -133,6 +135,19 @@ def dataset_outputs(model, ds, image_size, batch_size=64, with_labels=False, fli
     if len(lab["age"]) != len(ds) and max_steps() is None:
         logger.warning("%d of %d faces of %s could not be read at prediction time", len(ds) - len(lab["age"]), len(ds), ds.name)
     return out, lab
+
+
+def load_splits(config: TrainConfig):
+    """The seeded splits of a run (`agekeras.config.load_splits`), each cut to
+    its first `AGEKERAS_MAX_STEPS` batches when that is set (`cap_splits`).
+
+    Returns:
+        (splits, full): dict with "train", "test" and maybe "val"
+        `AgeDataset`s, and the full dataset (never cut: its age range gives
+        the run's age classes).
+    """
+    splits, full = run_config.load_splits(config)
+    return cap_splits(splits, config.batch_size), full
 
 
 def load_run(run_dir, checkpoint=BEST):

@@ -9,7 +9,8 @@
 - `cpu_snapshot()` / `cpu_others(before, after)`: the share of the machine's
   CPU that other processes took during a time-budgeted epoch.
 - `max_steps()`: `AGEKERAS_MAX_STEPS`, a cap on every fit and evaluation, to
-  run a GPU-sized configuration end to end on a CPU in minutes.
+  run a GPU-sized configuration end to end on a CPU in minutes;
+  `cap_splits(splits, batch_size)` cuts every split to that many batches.
 """
 
 from __future__ import annotations
@@ -153,8 +154,10 @@ MAX_STEPS_ENV = "AGEKERAS_MAX_STEPS"
 def max_steps():
     """The step cap of `AGEKERAS_MAX_STEPS`, or None when it is unset.
 
-    With `AGEKERAS_MAX_STEPS=N`, a training run trains one epoch of at most N
-    batches (and validates on at most N), and every evaluation predicts at
+    With `AGEKERAS_MAX_STEPS=N`, every split of a run holds at most N batches
+    of faces (`cap_splits`), a training run trains one epoch of at most N
+    batches (and validates on at most N), its learning-rate schedule runs
+    from start to end within those N steps, and every evaluation predicts at
     most N batches per view: a smoke test of a configuration (the paper's
     sizes, schedule and optimiser) whose numbers mean nothing.
 
@@ -171,3 +174,25 @@ def max_steps():
     if n < 1:
         raise ValueError(f"{MAX_STEPS_ENV} must be a positive number of steps, got {value!r}")
     return n
+
+
+def cap_splits(splits, batch_size):
+    """`splits` with every split cut to its first `max_steps()` batches of faces.
+
+    Without `AGEKERAS_MAX_STEPS` the splits come back as they are. With it,
+    the training, validation and test faces a notebook reads (its ages, its
+    images, the faces it predicts) are the ones the capped run trains on and
+    scores, so per-face arrays and ages keep the same length.
+
+    Args:
+        splits: dict name -> `AgeDataset` (`agekeras.config.load_splits`).
+        batch_size: the run's batch size.
+
+    Returns:
+        A new dict (or `splits` itself when no cap is set).
+    """
+    cap = max_steps()
+    if cap is None:
+        return splits
+    n = cap * int(batch_size)
+    return {k: v if len(v) <= n else v.subset(range(n)) for k, v in splits.items()}

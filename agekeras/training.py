@@ -34,8 +34,8 @@ import keras
 from agekeras import models as model_registry
 from agekeras.calibration import calibrate_run
 from agekeras.callbacks import BudgetProgress, ProgressSchedule, RunCheckpoint, TrainingClock
-from agekeras.config import DATASET_ALIGNMENT, TrainConfig, config_differences, load_splits
-from agekeras.evaluation import evaluate
+from agekeras.config import DATASET_ALIGNMENT, TrainConfig, config_differences
+from agekeras.evaluation import evaluate, load_splits
 from agekeras.runs import RunDir
 from agekeras.runtime import MAX_STEPS_ENV, get_strategy, make_optimizer, max_steps, mixed_precision_policy
 
@@ -266,7 +266,7 @@ def _train(config: TrainConfig, model):
         })
 
     data = dict(config=config, model=model, age_min=age_min, num_classes=num_classes, entry=entry)
-    train_ds = make_dataset(splits["train"], training=True, **data)
+    train_ds = make_dataset(splits["train"], training=True, repeat=bool(config.steps_per_epoch), **data)
     val_ds = None
     if "val" in splits and len(splits["val"]):
         val_ds = make_dataset(splits["val"], training=False, **data)
@@ -286,7 +286,9 @@ def _train(config: TrainConfig, model):
     clock = TrainingClock(budget, already=state.get("train_seconds", 0.0) if resuming else 0.0)
     from agekeras.datasets.pipeline import steps_per_epoch
 
-    steps = steps_per_epoch(len(splits["train"]), config.batch_size)
+    steps = config.steps_per_epoch or steps_per_epoch(len(splits["train"]), config.batch_size)
+    if cap is not None:  # the whole schedule (warm-up, drops, decay) within the capped steps
+        steps = min(steps, cap)
     schedule = ProgressSchedule(config.lr, total_steps=steps * epochs, clock=clock, warmup=config.warmup,
                                 drops=config.lr_drops)
     monitor = "val_age_mae" if val_ds is not None else "age_mae"
@@ -311,6 +313,7 @@ def _train(config: TrainConfig, model):
                 validation_data=val_ds,
                 epochs=epochs,
                 initial_epoch=initial_epoch,
+                steps_per_epoch=steps if config.steps_per_epoch else None,  # repeated faces: epochs of `steps`
                 callbacks=callbacks,
                 verbose=0 if budget else config.verbose,
                 shuffle=False,  # the pipeline shuffles file names itself

@@ -1,4 +1,4 @@
-"""Input pipeline throughput on UTKFace (dev subset): images per second.
+"""Input pipeline throughput on UTKFace: images per second.
 
 Measures `agekeras.datasets.pipeline.make_tf_dataset` in training mode (batch
 128, shuffled, no cache) over one full pass after a short warm-up, at 64 and
@@ -20,9 +20,12 @@ Measures `agekeras.datasets.pipeline.make_tf_dataset` in training mode (batch
 Prints one JSON object. Usage (from the repository root):
 
 ```
-flock /tmp/agekeras-cpu.lock python benchmarks/input_pipeline.py
-python benchmarks/input_pipeline.py --data-dir ../shared/datasets/utkface-dev --sizes 64
+python benchmarks/input_pipeline.py [--data-dir <data root>/utkface] [--sizes 64 128]
 ```
+
+`--data-dir` defaults to the data root's `utkface` folder
+(`agekeras.datasets.default_data_dir("utkface")`: `$AGEKERAS_DATA_ROOT/utkface`,
+or `~/agekeras_data/utkface`).
 """
 
 import argparse
@@ -39,8 +42,6 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-
 from agekeras.datasets.base import AgeDataset  # noqa: E402
 from agekeras.datasets.pipeline import (  # noqa: E402
     jpeg_decode_ratio,
@@ -48,7 +49,6 @@ from agekeras.datasets.pipeline import (  # noqa: E402
     steps_per_epoch,
 )
 
-DEFAULT_DATA_DIR = REPO.parent / "shared" / "datasets" / "utkface-dev"
 # Augmentation configurations with a single layer switched on.
 SINGLE_LAYERS = {
     name: {key: (value if key == name else 0) for key, value in
@@ -131,7 +131,7 @@ def decode_ratios(ds, size, sample=200):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
+    parser.add_argument("--data-dir", default=None, help="UTKFace folder (default: <data root>/utkface)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--warmup", type=int, default=10, help="batches before timing")
@@ -141,15 +141,19 @@ def main(argv=None):
     )
     parser.add_argument("--augment-only", action="store_true", help="skip the decoding measurements")
     args = parser.parse_args(argv)
+    if args.data_dir is None:
+        from agekeras.datasets import default_data_dir
+
+        args.data_dir = str(default_data_dir("utkface"))
     if not pathlib.Path(args.data_dir).is_dir():
         sys.exit(
             f"UTKFace not found at {args.data_dir}. Pass --data-dir pointing at a folder "
-            "of UTKFace crops (<age>_<gender>_<race>_<date>.jpg.chip.jpg)."
+            "of UTKFace crops (<age>_<gender>_<race>_<date>.jpg.chip.jpg), or set AGEKERAS_DATA_ROOT."
         )
 
     ds, loader = load_utkface(args.data_dir)
     result = {
-        "dataset": "utkface-dev",
+        "dataset": "utkface",
         "images": len(ds),
         "loader": loader,
         "batch_size": args.batch_size,

@@ -32,12 +32,17 @@ def test_model_args_parse_json():
 @pytest.mark.slow
 def test_quickstart_and_evaluate_end_to_end(tmp_path):
     run = tmp_path / "qs"
-    p = subprocess.run([sys.executable, "-m", "agekeras", "quickstart", "--minutes", "0.1", "--n", "300", "--out", str(run)],
+    p = subprocess.run([sys.executable, "-m", "agekeras", "quickstart", "--minutes", "0.1", "--n", "300", "--out", str(run),
+                        "--record", str(tmp_path / "quickstart.json")],
                        capture_output=True, text=True, timeout=400)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "metrics:" in p.stdout and "figures:" in p.stdout
     summary = json.loads([l for l in p.stdout.splitlines() if l.startswith("{")][-1])
     assert summary["n"] == 60 and summary["mae"] > 0
+    record = json.loads((tmp_path / "quickstart.json").read_text())
+    assert record["faces"] == 300 and record["splits"]["test"] == 60 and record["test_mae"] == pytest.approx(summary["mae"], abs=1e-3)
+    assert record["epochs"] >= 1 and record["validation_points"] == record["epochs"] and record["date"]
+    assert record["machine"]["matmul_peak_gflops"] > 0 and record["command"].endswith("--minutes 0.1 --n 300")
     p = subprocess.run([sys.executable, "-m", "agekeras", "evaluate", "--run", str(run)], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     assert json.loads((run / "metrics.json").read_text())["mae"] == pytest.approx(summary["mae"], abs=1e-3)
@@ -72,11 +77,41 @@ def test_quickstart_with_a_data_dir_trains_the_cpu_recipe_and_scores_it_with_fli
     assert seen["config"].time_budget == 2
 
 
-def test_quickstart_draws_about_one_face_per_training_example():
-    from agekeras.cli import QUICKSTART_FACES_PER_SECOND, quickstart_faces
+def test_quickstart_draws_fresh_faces_in_short_epochs():
+    from agekeras.cli import (QUICKSTART_FACES_PER_SECOND, QUICKSTART_STEPS_PER_EPOCH, QUICKSTART_VAL_FRACTION,
+                              quickstart_faces)
 
-    assert quickstart_faces(3) == 3 * 60 * QUICKSTART_FACES_PER_SECOND == 36_000
-    assert quickstart_faces(0.1) == 2_000 and quickstart_faces(60) == 40_000
+    n = quickstart_faces(3)
+    assert n == 36_000 and n == 3 * 60 * QUICKSTART_FACES_PER_SECOND  # about one face per training example
+    assert quickstart_faces(0.1) == 2_000 and quickstart_faces(600) == 40_000
+    rate = 150  # ResNet-18 DEX at 64 px on 2 CPU cores, end to end (speeds move 2x)
+    points = 3 * 60 * rate / (QUICKSTART_STEPS_PER_EPOCH * 64)
+    assert points / 2 >= 10  # cores half as fast still give 10 validation points
+    assert n * 0.8 * QUICKSTART_VAL_FRACTION <= 1_000  # a validation pass costs a few seconds, not an epoch's
+
+
+def test_quickstart_trains_on_the_sized_faces_and_records_its_run(tmp_path, monkeypatch, capsys):
+    from agekeras import cli, training
+
+    seen = {}
+
+    def fake_train(config):
+        seen["config"] = config
+        return {"mae": 9.0, "median_predictor_mae": 25.0, "n": 380}
+
+    monkeypatch.setattr(training, "train", fake_train)
+    monkeypatch.setattr(cli, "matmul_gflops", lambda: 123.4)
+    monkeypatch.setattr(cli, "quickstart_record", lambda run, result, flipped, peak, command: {
+        "command": command, "test_mae": result["mae"], "peak": peak, "flipped": flipped})
+    record = tmp_path / "results" / "quickstart.json"
+    cli.main(["quickstart", "--out", str(tmp_path / "qs"), "--record", str(record)])
+    config = seen["config"]
+    assert config.dataset == "synthetic" and config.time_budget == 3 and config.epochs is None
+    assert config.dataset_kwargs["n"] == cli.quickstart_faces(3)
+    assert config.steps_per_epoch == cli.QUICKSTART_STEPS_PER_EPOCH and config.val_fraction == cli.QUICKSTART_VAL_FRACTION
+    assert json.loads(record.read_text()) == {"command": "python -m agekeras quickstart", "test_mae": 9.0,
+                                              "peak": 123.4, "flipped": None}
+    assert "drawing 36,000 synthetic faces" in capsys.readouterr().out
 
 
 def test_evaluate_tta_and_flip_options(tmp_path, monkeypatch, capsys):

@@ -399,3 +399,23 @@ def test_max_steps_caps_training_and_evaluation(tmp_path, monkeypatch):
     monkeypatch.setenv("AGEKERAS_MAX_STEPS", "zero")
     with pytest.raises(ValueError, match="AGEKERAS_MAX_STEPS must be a positive number"):
         evaluate(run)
+
+
+def test_steps_per_epoch_draws_short_epochs_from_the_repeated_faces(tmp_path, monkeypatch):
+    # 160 faces -> 115 training faces = 4 batches of 32; epochs of 6 batches need the faces repeated
+    seen, batches = {}, []
+    fit = keras.Model.fit
+
+    def recording_fit(self, *args, **kwargs):
+        seen.update(kwargs)
+        kwargs["callbacks"] = [*kwargs["callbacks"], keras.callbacks.LambdaCallback(
+            on_train_batch_end=lambda batch, logs: batches.append(batch))]
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", recording_fit)
+    config = TrainConfig(**TINY, epochs=3, steps_per_epoch=6, out=str(tmp_path / "run"))
+    train(config)
+    assert seen["steps_per_epoch"] == 6 and len(batches) == 18  # no epoch ran out of faces
+    assert [int(r["epoch"]) for r in _history(tmp_path / "run")] == [0, 1, 2]
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        TrainConfig(steps_per_epoch=0)

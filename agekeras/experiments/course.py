@@ -35,6 +35,7 @@ import dataclasses
 import glob
 import os
 import pathlib
+import sys
 
 from agekeras.runtime import gpu_available
 
@@ -51,6 +52,26 @@ def default_mode() -> str:
     if os.environ.get("CI"):
         return "quick"
     return "paper" if gpu_available() else "cpu"
+
+
+def can_ask() -> bool:
+    """Whether a question (`input()`) can be answered here.
+
+    False when the `CI` variable is set; inside a Jupyter kernel, whether
+    its frontend takes input (not a headless `jupyter nbconvert --execute`);
+    otherwise whether standard input is a terminal (False for a script run
+    by a scheduler or with piped input).
+    """
+    if os.environ.get("CI"):
+        return False
+    shell = sys.modules.get("IPython")
+    ip = shell.get_ipython() if shell is not None and hasattr(shell, "get_ipython") else None
+    if ip is not None and getattr(ip, "kernel", None) is not None:
+        return bool(getattr(ip.kernel, "_allow_stdin", True))  # ipykernel sets it per executed cell
+    try:
+        return bool(sys.stdin is not None and sys.stdin.isatty())
+    except (AttributeError, ValueError, OSError):  # closed or replaced stdin
+        return False
 
 
 LANDMARKS_CSV = "utkface_landmarks.csv"
@@ -111,19 +132,22 @@ class Course:
                     return path
         return None
 
-    def offer_download(self, name, *, ask=input):
+    def offer_download(self, name, *, ask=None):
         """In paper mode, offer to fetch a missing dataset that has an anonymous source.
 
         Only AFAD, AFAD-Lite and APPA-REAL can be fetched without an account
         (`agekeras.datasets.download.SOURCES`). The offer is made when the
         mode is paper, the dataset is not under the data root and its server
         answers; the answer comes from `AGEKERAS_DOWNLOAD` (`yes` / `no`)
-        when set, else from a y/N question (a kernel that cannot ask, such as
-        a headless run, counts as no).
+        when set, else from a y/N question. Where nobody can answer
+        (`can_ask()` is False: the `CI` variable is set, or a script whose
+        standard input is not a terminal) no question is asked and the answer
+        is no; so is a kernel whose frontend cannot answer (a headless run).
 
         Args:
             name: dataset name ("afad", "afad_lite", "appa_real").
-            ask: the function that asks the question (default `input`).
+            ask: the function that asks the question (default `input`, when
+                `can_ask()`).
 
         Returns:
             The extracted dataset folder, or None when nothing was fetched.
@@ -133,11 +157,16 @@ class Course:
         found = self.data_dir(name, main=False)
         if found is not None or not self.paper or name not in download.SOURCES:
             return found
+        answer = os.environ.get("AGEKERAS_DOWNLOAD", "").strip().lower()
+        if not answer and ask is None and not can_ask():
+            print(f"{name} is not in {self.data_root / name}; not asking to download it here "
+                  f"(set AGEKERAS_DOWNLOAD=yes, or run python -m agekeras download {name}).")
+            return None
         if not download.reachable(name):
             print(f"{name} is not in {self.data_root / name} and its server cannot be reached (offline?).")
             return None
-        answer = os.environ.get("AGEKERAS_DOWNLOAD", "").strip().lower()
         if not answer:
+            ask = input if ask is None else ask
             try:
                 answer = ask(f"{name} is not in {self.data_root / name}. Download it from "
                              f"{download.SOURCES[name].url} (several GB)? [y/N] ").strip().lower()

@@ -37,7 +37,7 @@ from agekeras.layers import AlignedRegionPooling
 from agekeras.layers.aligned_region_pooling import DEFAULT_REGIONS, canonical_landmarks
 from agekeras.models.dhaa import SUB_NETWORKS, build_dhaa
 from agekeras.training import train
-from agekeras.evaluation import dataset_outputs, load_run, mean_over_views, view_pipeline
+from agekeras.evaluation import dataset_outputs, load_run, mean_over_views
 from agekeras.runs import BEST
 
 # ----- the paper's numbers ---------------------------------------------------------
@@ -238,9 +238,9 @@ def evaluate_with_flip(run_dir, ds, checkpoint=BEST, batch_size=64):
     """
     model, config, saved = load_run(run_dir, checkpoint)
     age_min = saved["age_min"]
-    plain = dataset_outputs(model, ds, config.image_size, batch_size)
+    plain, labels = dataset_outputs(model, ds, config.image_size, batch_size, with_labels=True)
     flipped = flip_averaged_outputs(model, ds, config.image_size, batch_size, plain=plain)
-    true = np.asarray(ds.age, "float64")
+    true = np.asarray(labels["age"], "float64")  # the ages of the faces read, in order
     err = np.asarray(flipped["age"], "float64").reshape(-1) - true
     row = {
         "MAE": float(np.mean(np.abs(np.asarray(plain["age"], "float64").reshape(-1) - true))),
@@ -270,9 +270,8 @@ def fused_embeddings(model, ds, image_size, batch_size=64, layer="embedding"):
     """The output of `layer` for every face of `ds`: DHAA's fused feature
     (the concatenated branch features) or the pooled feature of the
     baselines, both named "embedding"."""
-    features = keras.Model(model.inputs, model.get_layer(layer).output)
-    data = view_pipeline(model, ds, image_size, batch_size).map(lambda x, y: x)
-    return np.asarray(features.predict(data, verbose=0))
+    features = keras.Model(model.inputs, {"embedding": model.get_layer(layer).output})
+    return np.asarray(dataset_outputs(features, ds, image_size, batch_size)["embedding"])
 
 
 # ----- the model -------------------------------------------------------------------

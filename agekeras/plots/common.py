@@ -193,7 +193,10 @@ def with_title(fig, title, *, save_to=None):
     >>> fig = with_title(plot_image_grid(faces, boxes=boxes),
     ...                  "al_ror34, UTKFace, 64 px, 15 min", save_to="figures/boxes.png")
     """
-    fig.suptitle(str(title))
+    import textwrap
+
+    width = max(30, int(fig.get_figwidth() * 11))  # characters that fit the figure's width at the title's size
+    fig.suptitle(textwrap.fill(str(title), width))
     return save_figure(fig, save_to)
 
 

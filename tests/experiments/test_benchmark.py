@@ -1,7 +1,6 @@
-"""The benchmark of every model (agekeras.experiments.benchmark), its command line and the README table script."""
+"""The benchmark of every model (agekeras.experiments.benchmark) and its command line."""
 
 import csv
-import importlib.util
 import json
 import math
 import os
@@ -19,13 +18,6 @@ from agekeras.runs import RunDir
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PAPERS = ROOT.parent / "shared" / "papers"
-
-
-def _readme_script():
-    spec = importlib.util.spec_from_file_location("readme_table", ROOT / "benchmarks" / "readme_table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # ----- a fake `train` writing what a finished run folder holds --------------------------------
@@ -99,7 +91,9 @@ def test_a_run_that_shared_the_machine_is_flagged(tmp_path):
     assert len(warned) == 1 and "resnet34_coral" in warned[0] and "45%" in warned[0]
     others = {r["model"]: r["cpu_others"] for r in results["runs"]}
     assert others == pytest.approx({"resnet18_dex": 0.02, "resnet34_coral": 0.45})
-    assert "others' CPU" in B.runs_table(results).columns
+    assert "others' CPU" in B.runs_table(results, cpu_share=True).columns
+    assert "others' CPU" not in B.runs_table(results).columns
+    assert "speed is not comparable" in warned[0]  # equal epochs: the MAE is still comparable
 
 
 def test_models_needing_landmarks_are_skipped_and_counted(tmp_path, monkeypatch):
@@ -366,25 +360,6 @@ def test_tables_and_figures_from_results(tmp_path):
         "mae_by_age.png", "mae_vs_minutes.png", "mae_vs_params.png", "mae_vs_speed.png"]
     with pytest.raises(ValueError, match="race"):
         B.plot_mae_by_group(results, "race")
-
-
-def test_readme_table_writes_between_markers_and_refuses_without(tmp_path):
-    B.run_benchmark(_spec(tmp_path, seeds=(0,)), train_fn=FakeTrain(), print_fn=lambda s: None)
-    script = _readme_script()
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# title\n\nbefore\n{script.START}\nold table\n{script.END}\nafter\n")
-    assert script.main([str(tmp_path / "bench" / "results.json"), "--readme", str(readme)]) == 0
-    text = readme.read_text()
-    assert "old table" not in text and text.startswith("# title\n\nbefore\n") and text.endswith(f"{script.END}\nafter\n")
-    block = text[text.index(script.START):text.index(script.END)]
-    assert "| resnet18_dex" in block and "mean ± std" in block
-    assert script.main([str(tmp_path / "bench"), "--readme", str(readme)]) == 0 and readme.read_text() == text
-    for broken in ("no markers\n", f"{script.END}\n{script.START}\n", f"{script.START}\n{script.START}\n{script.END}\n"):
-        readme.write_text(broken)
-        assert script.main([str(tmp_path / "bench"), "--readme", str(readme)]) == 2
-        assert readme.read_text() == broken  # untouched
-    with pytest.raises(ValueError, match="exactly once"):
-        script.replace_between_markers("text", "block")
 
 
 def test_plot_lines_and_scatter_labeled():

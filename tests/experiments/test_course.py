@@ -120,6 +120,7 @@ def test_environment_answers_and_datasets_without_a_source_are_not_offered(tmp_p
 
 
 def test_offline_paper_mode_says_so_and_falls_back(tmp_path, fake_fetch, monkeypatch, capsys):
+    monkeypatch.setattr(course, "can_ask", lambda: True)
     monkeypatch.setattr(download, "reachable", lambda name, timeout=3.0: False)
     name, _, _ = _course(tmp_path, "paper").dataset("appa_real", fallback_n=10)
     assert name == "synthetic" and fake_fetch == []
@@ -130,3 +131,33 @@ def test_reachable_is_false_without_a_source_or_a_server(monkeypatch):
     assert download.reachable("utkface") is False
     monkeypatch.setitem(download.SOURCES, "afad", download.Source("http://127.0.0.1:9/x.tar", folder="x"))
     assert download.reachable("afad", timeout=0.5) is False  # nothing listens on the discard port
+
+
+class _Stdin:
+    def __init__(self, tty):
+        self.tty = tty
+
+    def isatty(self):
+        return self.tty
+
+
+@pytest.mark.parametrize("ci,tty,expected", [("true", True, False), ("", False, False), ("", True, True)])
+def test_can_ask_only_with_a_terminal_and_outside_ci(monkeypatch, ci, tty, expected):
+    monkeypatch.setenv("CI", ci)
+    monkeypatch.setattr(course.sys, "stdin", _Stdin(tty))
+    assert course.can_ask() is expected
+
+
+def test_nobody_to_ask_means_no_question_and_no_network(tmp_path, fake_fetch, monkeypatch, capsys):
+    """A headless paper-mode run (CI, a scheduler, nbconvert) falls back at once: it neither
+    waits on input() nor probes the server."""
+    monkeypatch.setattr(course, "can_ask", lambda: False)
+    monkeypatch.setattr(download, "reachable", lambda name, timeout=3.0: pytest.fail("probed the network"))
+    monkeypatch.setattr("builtins.input", lambda *a: pytest.fail("asked"))
+    name, _, _ = _course(tmp_path, "paper").dataset("afad", fallback_n=10)
+    assert name == "synthetic" and fake_fetch == []
+    assert "not asking" in capsys.readouterr().out
+    monkeypatch.setenv("AGEKERAS_DOWNLOAD", "yes")  # the environment still answers
+    monkeypatch.setattr(download, "reachable", lambda name, timeout=3.0: True)
+    name, path, _ = _course(tmp_path, "paper").dataset("afad")
+    assert name == "afad" and fake_fetch == ["afad"]

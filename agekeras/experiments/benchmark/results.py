@@ -48,6 +48,17 @@ PARAMS_FILE = "params.json"
 """The benchmark's cache of a run's parameter count, in the run folder."""
 
 
+def free_models():
+    """Drop the models and graphs of finished runs from memory (Keras' global
+    state keeps them): a benchmark trains and scores many models in one process."""
+    import gc
+
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()
+
+
 def _params(run):
     """Parameter count of a run's model (cached in the run folder: loading a model takes seconds)."""
     cache = run.path / PARAMS_FILE
@@ -287,6 +298,7 @@ def collect(spec, *, skipped=(), failed=()):
                 unfinished.append({"model": model, "seed": seed})
                 continue
             rows.append(benchmark_row(path, model, seed, spec.cross, spec.flip))
+            free_models()
             x, y = run_curve(path)
             curves.setdefault(model, []).append({"seed": seed, "minutes": x, "val_mae": y})
     settings = {"models": list(spec.models), "seeds": list(spec.seeds), "view": spec.view,

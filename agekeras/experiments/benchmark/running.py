@@ -16,7 +16,7 @@ import time
 from agekeras.runs import RunDir, read_json, write_json
 
 from .report import write_figures
-from .results import SHARED_MACHINE, collect, run_cpu_others, run_dir, write_results
+from .results import SHARED_MACHINE, collect, free_models, run_cpu_others, run_dir, write_results
 
 logger = logging.getLogger("agekeras.benchmark")
 
@@ -66,12 +66,45 @@ def _dataset_has_landmarks(spec):
     return found > 0
 
 
+def has_softmax_age_head(model, image_size=64, model_kwargs=None):
+    """True when the registered `model` has an `age_probs*` softmax output (a
+    label distribution can train it); False for CORAL, OR-CNN and regression heads."""
+    import keras
+
+    from agekeras import models as registry
+
+    built = registry.entry(model).builder(input_shape=(image_size, image_size, 3), num_classes=10, age_min=0,
+                                          **dict(model_kwargs or {}))
+    names = list(built.output.keys()) if isinstance(built.output, dict) else []
+    del built
+    keras.backend.clear_session()
+    return any(n.startswith("age_probs") for n in names)
+
+
+def recipe_settings(spec, model):
+    """The `TrainConfig` fields of `spec.recipe` for `model`: the label
+    distribution only where the model has a softmax age head, the L1 on the
+    expected age only where the model does not train its "age" output with a
+    regression loss of its own already (DAA's and GRA_Net's smooth L1)."""
+    from agekeras import models as registry
+
+    from .spec import RECIPES
+
+    settings = dict(RECIPES[spec.recipe])
+    if settings.get("age_l1") and "age" in (registry.entry(model).losses or {}):
+        del settings["age_l1"]
+    if settings.get("label_sigma") and not has_softmax_age_head(model, spec.image_size,
+                                                                spec.model_args.get(model)):
+        del settings["label_sigma"]
+    return settings
+
+
 def train_config(spec, model, seed):
     """The `TrainConfig` of one (model, seed) of the benchmark."""
     from agekeras.training import TrainConfig
 
-    return TrainConfig(model=model, dataset=spec.dataset, data_dir=spec.data_dir, protocol="random",
-                       epochs=spec.epochs, time_budget=spec.time_budget, batch_size=spec.batch_size,
+    return TrainConfig(**recipe_settings(spec, model), model=model, dataset=spec.dataset, data_dir=spec.data_dir,
+                       protocol="random", epochs=spec.epochs, time_budget=spec.time_budget, batch_size=spec.batch_size,
                        image_size=spec.image_size, seed=int(seed), out=str(run_dir(spec.out, model, seed)),
                        model_kwargs=dict(spec.model_args.get(model, {})),
                        dataset_kwargs=dict(spec.dataset_kwargs), verbose=0)
@@ -128,6 +161,8 @@ def run_benchmark(spec, *, train_fn=None, print_fn=print):
             logger.exception("%s failed", tag)
             print_fn(f"{tag}: FAILED ({type(e).__name__}: {str(e)[:200]})")
             continue
+        finally:
+            free_models()
         state = RunDir(path).read_state()
         print_fn(f"{tag}: {state.get('epochs_done', '?')} epochs in {state.get('train_seconds', 0) / 60:.1f} min, "
                  f"test MAE {metrics.get('mae', float('nan')):.2f} "
@@ -135,8 +170,9 @@ def run_benchmark(spec, *, train_fn=None, print_fn=print):
         others = run_cpu_others(path)
         if others is not None and others > SHARED_MACHINE:
             logger.warning("%s shared the machine: other processes used %.0f%% of the CPU", tag, 100 * others)
-            print_fn(f"{tag}: WARNING other processes used {100 * others:.0f}% of the CPU during this run: its speed "
-                     f"and MAE are not comparable; delete {path} and run the benchmark again on an idle machine")
+            what = "speed and MAE are" if spec.time_budget is not None else "speed is"
+            print_fn(f"{tag}: WARNING other processes used {100 * others:.0f}% of the CPU during this run: its {what} "
+                     f"not comparable with the other runs'; delete {path} and run it again on an idle machine")
     results = collect(spec, skipped=skipped, failed=failed)
     write_results(results, spec.out)
     write_figures(results, pathlib.Path(spec.out) / "figures")

@@ -31,6 +31,23 @@ CPU_RECIPE = {
 }
 CPU_RECIPE_MINUTES = 15.0
 
+#: How every model of a benchmark is trained. "default": each model's own
+#: losses (one-hot cross-entropy for softmax heads, CORAL's binary
+#: cross-entropy, ...) and the input pipeline's default augmentation (mirror,
+#: rotation, shifts, zoom). "cpu": `CPU_RECIPE`'s loss and augmentation for every
+#: model: every `age_probs*` softmax (DEX, DHAA's classifiers, DAA, the AL heads,
+#: GRA_Net's age) trained towards a Gaussian label distribution of sigma
+#: `CPU_RECIPE["label_sigma"]` years, an L1 loss on the "age" output (the
+#: expected age; for CORAL and OR-CNN heads the sum of the rank probabilities,
+#: our ordinal analogue: their binary cross-entropy stays, the L1 is added;
+#: DAA and GRA_Net regress the age with a smooth L1 of their own, which stays)
+#: and the mirror image as the only augmentation.
+RECIPES = {
+    "default": {},
+    "cpu": {k: CPU_RECIPE[k] for k in ("label_sigma", "age_l1", "augment")},
+}
+DEFAULT_RECIPE = "default"
+
 DEFAULT_SEEDS = (0, 1, 2)
 #: Minutes at which the curves say which model leads.
 MARK_MINUTES = (1, 5, 15)
@@ -94,6 +111,8 @@ class BenchmarkSpec:
         model_args: model -> extra builder arguments.
         flip: also report the test MAE with flip test-time averaging
             (`agekeras.evaluation.mean_over_views`), as `mae_flip`.
+        recipe: a key of `RECIPES`: the loss and augmentation every model
+            trains with.
     """
 
     models: tuple
@@ -109,6 +128,7 @@ class BenchmarkSpec:
     cross: tuple = ()
     model_args: dict = dataclasses.field(default_factory=dict)
     flip: bool = False
+    recipe: str = DEFAULT_RECIPE
 
     @property
     def view(self):
@@ -119,18 +139,18 @@ class BenchmarkSpec:
         """The settings that must not change between the runs of one benchmark folder."""
         return {"dataset": self.dataset, "data_dir": self.data_dir, "dataset_kwargs": self.dataset_kwargs,
                 "time_budget": self.time_budget, "epochs": self.epochs, "image_size": self.image_size,
-                "batch_size": self.batch_size}
+                "batch_size": self.batch_size, "recipe": self.recipe}
 
     def describe(self):
         """The protocol in one line, e.g. "utkface, random split by seed, 64 px, batch 64, 15 min per run ..."."""
         budget = f"{self.time_budget:g} min" if self.time_budget is not None else f"{self.epochs} epochs"
         return (f"{self.dataset}, random split by seed, {self.image_size} px, batch {self.batch_size}, "
-                f"{budget} per run ({self.view}), seeds {','.join(map(str, self.seeds))}")
+                f"{budget} per run ({self.view}), {self.recipe} recipe, seeds {','.join(map(str, self.seeds))}")
 
 
 
 def make_spec(*, models=None, dataset=None, data_dir=None, time_budget=None, epochs=None, seeds=None, image_size=None,
-              batch_size=None, out="runs/bench", cross=(), model_args=None, flip=False, quick=False):
+              batch_size=None, out="runs/bench", cross=(), model_args=None, flip=False, recipe=None, quick=False):
     """The checked `BenchmarkSpec` of the benchmark's options; None picks the default.
 
     The defaults are those of the full benchmark (`DEFAULT_MODELS` on
@@ -149,6 +169,7 @@ def make_spec(*, models=None, dataset=None, data_dir=None, time_budget=None, epo
         cross: `(dataset, data_dir)` pairs also scored on their whole data.
         model_args: model -> extra builder arguments, e.g. `{"dhaa": {"width": 0.25}}`.
         flip: also report the test MAE with flip test-time averaging.
+        recipe: a key of `RECIPES` (default `DEFAULT_RECIPE`).
         quick: the quick defaults above.
 
     Returns:
@@ -174,6 +195,9 @@ def make_spec(*, models=None, dataset=None, data_dir=None, time_budget=None, epo
         registry.entry(name)  # unknown names raise with the list of choices
     if len(set(names)) != len(names):
         raise ValueError(f"the models list names a model twice: {','.join(names)}")
+    recipe = recipe or DEFAULT_RECIPE
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}: choose one of {', '.join(RECIPES)}")
     if time_budget is not None and epochs is not None:
         raise ValueError("give a time budget (equal time) or a number of epochs (equal epochs), not both")
     seeds = tuple(int(s) for s in seeds) if seeds is not None else ((0,) if quick else DEFAULT_SEEDS)
@@ -202,4 +226,5 @@ def make_spec(*, models=None, dataset=None, data_dir=None, time_budget=None, epo
         image_size, batch_size = image_size or 64, batch_size or 64
     return BenchmarkSpec(models=names, dataset=dataset, data_dir=data_dir, dataset_kwargs=kwargs,
                          time_budget=time_budget, epochs=epochs, seeds=seeds, image_size=image_size,
-                         batch_size=batch_size, out=str(out), cross=cross, model_args=model_args, flip=bool(flip))
+                         batch_size=batch_size, out=str(out), cross=cross, model_args=model_args, flip=bool(flip),
+                         recipe=recipe)

@@ -1,0 +1,134 @@
+"""Render every result table a student reads, and the benchmark figures, from `benchmarks/results/`.
+
+    python benchmarks/render.py                 # rewrite the blocks of README.md and benchmarks/README.md,
+                                                # and figures/benchmark/
+    python benchmarks/render.py --check         # exit 1 when a block differs from what the results give
+    python benchmarks/render.py --publish runs/bench [--name NAME]
+                                                # first copy a finished benchmark folder into benchmarks/results/NAME
+
+Each generated block sits between `<!-- results:NAME:start -->` and
+`<!-- results:NAME:end -->`; the text between them is never edited by hand.
+README.md's benchmark blocks come from the committed reference benchmark
+(`agekeras.experiments.benchmark.REFERENCE`); the measured tables of both
+READMEs from `benchmarks/results/lab/` and `benchmarks/results/quickstart.json`
+(`lab_tables.FILES`). `tests/benchmarks/test_render.py`
+runs `--check`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import pathlib
+import sys
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parent
+FIGURES = ROOT / "figures" / "benchmark"
+
+
+def _lab_tables():
+    """benchmarks/lab_tables.py (the marker renderer and the lab blocks), loaded by path."""
+    spec = importlib.util.spec_from_file_location("lab_tables", HERE / "lab_tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+lab_tables = _lab_tables()
+
+
+def readme_blocks(results):
+    """Block name -> function(lab results folder) -> markdown: README.md's
+    blocks of the reference benchmark `results` (the argument is unused: the
+    lab blocks take it)."""
+    from agekeras.experiments import benchmark
+
+    return {"benchmark": lambda _: benchmark.readme_markdown(results),
+            "benchmark_command": lambda _: benchmark.reproduce_command(results),
+            "benchmark_figures": lambda _: figure_table(results)}
+
+
+#: The README's key figure per paper: (paper, model of the benchmark).
+KEY_FIGURES = (("VoVNetv4", "vovnetv4"), ("AL-RoR", "al_ror34"), ("DAA", "daa_resnet18"), ("DHAA", "dhaa"),
+               ("GRA_Net", "gra_net"))
+
+
+def figure_table(results):
+    """The README's table of key figures: the benchmark's MAE by age, and each
+    paper model's predicted-vs-true plot where the benchmark holds its run."""
+    ran = {r["model"] for r in results["runs"]}
+    rel = FIGURES.relative_to(ROOT).as_posix()
+    rows = [f"| all models | ![MAE by true age bracket]({rel}/mae_by_age.png) |"]
+    for paper, model in KEY_FIGURES:
+        if model in ran:
+            rows.append(f"| {paper} | ![{model}: predicted vs true age]({rel}/{model}_pred_vs_true.png) |")
+    return "| paper | key figure (each titled with model, data, size and budget) |\n|---|---|\n" + "\n".join(rows) + "\n"
+
+
+def files_and_blocks(results):
+    """{file: {block name: function}} that `main` renders: the lab blocks of
+    both READMEs (`lab_tables.FILES`) and README.md's benchmark blocks."""
+    files = {path: dict(blocks) for path, blocks in lab_tables.FILES.items()}
+    files[ROOT / "README.md"] = {**files.get(ROOT / "README.md", {}), **readme_blocks(results)}
+    return files
+
+
+def render_figures(results, folder=FIGURES, root=HERE / "results"):
+    """figures/benchmark/<name>.png (the benchmark's figures) and
+    figures/benchmark/<model>_pred_vs_true.png (each model's first seed) from
+    the results; returns name -> path of those drawn."""
+    import csv
+
+    from agekeras import metrics, plots
+    from agekeras.experiments import benchmark
+
+    drawn = benchmark.write_figures(results, folder)
+    s = results["settings"]
+    runs = benchmark.results_root(root) / benchmark.REFERENCE
+    for row in sorted(results["runs"], key=lambda r: (r["model"], r["seed"])):
+        if row["model"] + "_pred_vs_true" in drawn:
+            continue
+        path = benchmark.run_dir(runs, row["model"], row["seed"]) / "predictions.csv"
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        true = [float(r["age"]) for r in rows]
+        pred = [float(r["predicted"]) for r in rows]
+        fig = plots.plot_predictions(true, pred, mae=metrics.mae(true, pred))
+        title = (f"{row['model']}, {s.get('data_name', s['dataset'])} test split (seed {row['seed']}), {s['image_size']} px, "
+                 f"{row['epochs']} epochs, {s.get('recipe', 'default')} recipe")
+        name = row["model"] + "_pred_vs_true"
+        plots.with_title(fig, title, save_to=folder / f"{name}.png")
+        drawn[name] = folder / f"{name}.png"
+    return drawn
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--check", action="store_true", help="change nothing; exit 1 when a block would change")
+    p.add_argument("--publish", metavar="BENCHMARK_DIR", help="a finished benchmark folder to copy in first")
+    p.add_argument("--name", default=None, help="its name under benchmarks/results/ (default: the reference)")
+    p.add_argument("--data-name", default=None, help="with --publish: what the data is, e.g. 'UTKFace, 7,811 faces'")
+    p.add_argument("--data-label", default=None, help="with --publish: the data's folder instead of its path")
+    p.add_argument("--no-figures", action="store_true", help="leave figures/benchmark/ as it is")
+    a = p.parse_args(argv)
+    from agekeras.experiments import benchmark
+
+    if a.publish:
+        target = benchmark.publish(a.publish, a.name or benchmark.REFERENCE, root=HERE / "results",
+                                   data_label=a.data_label, data_name=a.data_name)
+        print(f"render: published {a.publish} as {target.relative_to(ROOT)}")
+    results = benchmark.load_committed(root=HERE / "results")
+    if results is None:
+        print(f"render: benchmarks/results/{benchmark.REFERENCE}/ is missing", file=sys.stderr)
+        return 2
+    status = lab_tables.main(["--check"] if a.check else [], files=files_and_blocks(results))
+    if status or a.check or a.no_figures:
+        return status
+    for path in render_figures(results).values():
+        print(f"render: drew {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
