@@ -537,7 +537,9 @@ def quickstart_record(run_dir, result, flipped=None, peak=None, command="python 
         "train_minutes": round(seconds / 60, 2),
         "epochs": epochs,
         "validation_points": sum(1 for v in history.get("val_age_mae", []) if v == v),
-        "train_img_per_s": round(epochs * saved["splits"]["train"] / seconds, 1) if seconds else None,
+        "steps_per_epoch": train.get("steps_per_epoch"),
+        "train_img_per_s": round(epochs * (train["steps_per_epoch"] * train["batch_size"] if train.get("steps_per_epoch")
+                                           else saved["splits"]["train"]) / seconds, 1) if seconds else None,
         "test_mae": round(float(result["mae"]), 3),
         "median_predictor_mae": round(float(result["median_predictor_mae"]), 3),
         "test_mae_flip": None if flipped is None else round(float(flipped["mae"]), 3),

@@ -730,7 +730,8 @@ def quickstart(results=RESULTS):
     m = q["machine"]
     peak = f", float32 matmul peak {m['matmul_peak_gflops']:g} GFLOP/s" if m.get("matmul_peak_gflops") else ""
     return (f"Measured with `{q['command']}` on {q['date']} ({m['cpu_count']} CPU cores{peak}): "
-            f"{num(q['faces'])} faces ({num(q['splits']['train'])} for training), {q['epochs']} epochs in "
+            f"{num(q['faces'])} faces ({num(q['splits']['train'])} for training), {q['epochs']} epochs"
+            f"{' of ' + str(q['steps_per_epoch']) + ' batches' if q.get('steps_per_epoch') else ''} in "
             f"{q['time_budget_minutes']:g} minutes at {num(q['train_img_per_s'])} training images per second end to "
             f"end ({q['validation_points']} validation points on the curves), test MAE "
             f"{num(q['test_mae'], 1)} years, where always answering the median training age scores "

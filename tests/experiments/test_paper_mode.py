@@ -7,7 +7,8 @@ and predictions that read their ages from the faces they predicted.
 The slow test executes notebooks 01-05 the way a GPU user would run them, at the papers' image sizes,
 batches, optimisers and schedules, but with `AGEKERAS_MAX_STEPS=2`: headless (no input()), from a
 temporary folder outside the repository, with an empty data root, so the synthetic faces stand in for the
-papers' datasets. It takes about an hour on two CPU cores, so it runs only when `AGEKERAS_PAPER_SMOKE=1`:
+papers' datasets. It takes 10-30 minutes per notebook on two CPU cores (about 1.5 hours for the five) and
+up to 16 GB of memory (notebook 04), so it runs only when `AGEKERAS_PAPER_SMOKE=1`:
 
     AGEKERAS_PAPER_SMOKE=1 python -m pytest tests/experiments/test_paper_mode.py -m slow -x -q
 """
@@ -43,6 +44,7 @@ def test_cap_splits_cuts_every_split_to_n_batches(monkeypatch):
         np.testing.assert_array_equal(split.age, full[name].age[: len(split)])  # the first faces, in order
 
 
+@pytest.mark.slow
 def test_capped_run_goes_through_its_whole_step_schedule(tmp_path, monkeypatch):
     """Two steps with drops at 50 %: the second step already trains at lr / 10, as the paper's schedule
     would after its drop (the schedule spans the capped steps, not the uncapped epoch)."""
@@ -57,6 +59,7 @@ def test_capped_run_goes_through_its_whole_step_schedule(tmp_path, monkeypatch):
     assert result["max_steps"] == 2 and result["n"] == 32
 
 
+@pytest.mark.slow
 def test_flip_evaluation_scores_the_faces_it_predicted(tmp_path, monkeypatch):
     """`evaluate_with_flip` on a dataset longer than the cap compares each prediction with its own face."""
     from agekeras import datasets
@@ -88,7 +91,7 @@ def _execute(name, workdir):
 
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("AGEKERAS_PAPER_SMOKE") != "1",
-                    reason="about an hour on 2 CPU cores: set AGEKERAS_PAPER_SMOKE=1 to run it")
+                    reason="about 1.5 hours on 2 CPU cores: set AGEKERAS_PAPER_SMOKE=1 to run it")
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_paper_mode_notebook_runs_end_to_end(name, tmp_path, monkeypatch):
     work, data = tmp_path / "work", tmp_path / "empty_data_root"
