@@ -1,20 +1,15 @@
 """benchmarks/lab_tables.py: every measured number of the two READMEs is rendered from benchmarks/results/."""
 
 import csv
-import importlib.util
-import pathlib
 import shutil
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+from . import ROOT, load_script
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("lab_tables", ROOT / "benchmarks" / "lab_tables.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("lab_tables")
 
 
 L = _script()

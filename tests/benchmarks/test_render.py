@@ -1,18 +1,13 @@
 """benchmarks/render.py: README.md and benchmarks/README.md hold exactly what benchmarks/results/ renders."""
 
-import importlib.util
-import pathlib
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+from . import ROOT, load_script
 
 
 def _render():
-    spec = importlib.util.spec_from_file_location("render", ROOT / "benchmarks" / "render.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("render")
 
 
 def test_readmes_have_no_drift_from_the_committed_results():

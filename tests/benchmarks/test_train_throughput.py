@@ -1,19 +1,14 @@
 """benchmarks/train_throughput.py: the bookkeeping around the measurement (the timings are not tested)."""
 
-import importlib.util
 import json
-import pathlib
 
 import keras
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+from . import ROOT, load_script
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("train_throughput", ROOT / "benchmarks" / "train_throughput.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("train_throughput")
 
 
 def test_mixed_precision_applies_to_every_model_not_only_the_first(monkeypatch, capsys):
