@@ -237,7 +237,7 @@ def coverage_table(probs, ages, offset=0.0, temperature=1.0, levels=(0.5, 0.8, 0
 # ----- a run's calibration --------------------------------------------------------------------------
 
 
-def calibrate_run(run_dir, *, level=DEFAULT_LEVEL, splits=None, split="val", checkpoint=BEST):
+def calibrate_run(run_dir, *, level=DEFAULT_LEVEL, splits=None, split="val", checkpoint=BEST, model=None):
     """Fit the run's interval temperature on its validation faces; write the run's calibration (`agekeras.runs.RunDir.write_calibration`).
 
     Two temperatures: one for faces predicted as they are, one for the average of each face and its
@@ -249,6 +249,7 @@ def calibrate_run(run_dir, *, level=DEFAULT_LEVEL, splits=None, split="val", che
         splits: the run's splits, already loaded (else re-created from its config.json).
         split: the held-out split to fit on ("val"; "test" only to measure, never to report).
         checkpoint: the run's checkpoint.
+        model: that checkpoint already loaded (`agekeras.evaluation.load_run`), to save loading it again.
 
     Returns:
         The dict written, or None (and nothing written) for a model without an age distribution or a
@@ -262,7 +263,12 @@ def calibrate_run(run_dir, *, level=DEFAULT_LEVEL, splits=None, split="val", che
     from agekeras.evaluation import dataset_outputs, load_run, mean_over_views
 
     run_dir = pathlib.Path(run_dir)
-    model, config, _ = load_run(run_dir, checkpoint)
+    if model is None:
+        model, config, _ = load_run(run_dir, checkpoint)
+    else:
+        from agekeras.config import TrainConfig
+
+        config = TrainConfig.from_json(RunDir(run_dir).read_config()["train"])
     if splits is None:
         splits, _ = load_splits(config)
     if split not in splits or not len(splits[split]):

@@ -38,7 +38,8 @@ class TrainConfig:
         warmup: fraction of the run with a linear learning-rate warm-up; the
             rest follows a cosine decay to 1% of `lr`.
         lr_drops: instead of the cosine, a step schedule: fractions of the run
-            (e.g. `[0.5, 0.75]`) at which the learning rate is divided by 10.
+            (e.g. `[0.5, 0.75]`) at which the learning rate is divided by 10;
+            `[]` keeps it constant (after any warm-up).
         seed: seeds the split, shuffling, augmentation and initialisation.
         out: run directory.
         strategy: "default", "mirrored" or "multiworker" (reads TF_CONFIG).

@@ -206,7 +206,7 @@ def mean_over_views(*views):
 
 
 def evaluate(run_dir, *, dataset=None, data_dir=None, splits=None, split="test", checkpoint=BEST,
-             align="auto", flip=False, tta=False):  # fmt: skip
+             align="auto", flip=False, tta=False, model=None):  # fmt: skip
     """Evaluate a run's checkpoint on a dataset's test split.
 
     Args:
@@ -227,6 +227,8 @@ def evaluate(run_dir, *, dataset=None, data_dir=None, splits=None, split="test",
             "auto" uses the run's own (`TrainConfig.align`), None feeds the
             photos as they are. Photos where MTCNN finds no face are scored
             on a centre crop and counted (`faces_missed` in the metrics).
+        model: the run's `checkpoint` already loaded (`load_run`), to save
+            loading it again.
 
     Returns:
         The metrics dict, also written to `metrics.json` (or
@@ -237,7 +239,12 @@ def evaluate(run_dir, *, dataset=None, data_dir=None, splits=None, split="test",
         (`"metrics_file"`).
     """
     run = RunDir(run_dir)
-    model, config, saved = load_run(run.path, checkpoint)
+    if model is None:
+        model, config, saved = load_run(run.path, checkpoint)
+    else:
+        saved = run.read_config()
+        config = TrainConfig.from_json(saved["train"])
+        saved["checkpoint"] = run.checkpoint(checkpoint).name
     suffix = metrics_suffix(run, dataset=dataset, data_dir=data_dir, split=split, align=align, flip=flip, tta=tta)
     align_report = None
     if dataset is not None and (dataset != config.dataset or data_dir != config.data_dir):

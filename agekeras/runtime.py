@@ -8,6 +8,8 @@
   `TrainConfig` can name.
 - `cpu_snapshot()` / `cpu_others(before, after)`: the share of the machine's
   CPU that other processes took during a time-budgeted epoch.
+- `run_eagerly()`: `AGEKERAS_EAGER`, eager execution for runs of a few
+  batches (the course's quick mode);
 - `max_steps()`: `AGEKERAS_MAX_STEPS`, a cap on every fit and evaluation, to
   run a GPU-sized configuration end to end on a CPU in minutes;
   `cap_splits(splits, batch_size)` cuts every split to that many batches.
@@ -146,6 +148,20 @@ def cpu_others(before, after):
         return None
     return min(1.0, max(0.0, (busy - own) / total))
 
+
+
+EAGER_ENV = "AGEKERAS_EAGER"
+
+
+def run_eagerly() -> bool:
+    """Whether `agekeras.training.train` runs its model eagerly (`AGEKERAS_EAGER=1`).
+
+    A run of a few batches (the course's quick mode, which sets it) spends
+    most of its time tracing the training and prediction graphs; eager
+    execution skips the tracing and computes the same numbers, more slowly
+    per batch. Not for real training.
+    """
+    return os.environ.get(EAGER_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
 MAX_STEPS_ENV = "AGEKERAS_MAX_STEPS"

@@ -35,9 +35,9 @@ from agekeras import models as model_registry
 from agekeras.calibration import calibrate_run
 from agekeras.callbacks import BudgetProgress, ProgressSchedule, RunCheckpoint, TrainingClock
 from agekeras.config import DATASET_ALIGNMENT, TrainConfig, config_differences
-from agekeras.evaluation import evaluate, load_splits
+from agekeras.evaluation import evaluate, load_run, load_splits
 from agekeras.runs import RunDir
-from agekeras.runtime import MAX_STEPS_ENV, get_strategy, make_optimizer, max_steps, mixed_precision_policy
+from agekeras.runtime import MAX_STEPS_ENV, get_strategy, make_optimizer, max_steps, mixed_precision_policy, run_eagerly
 
 __all__ = ["DATASET_ALIGNMENT", "TrainConfig", "architecture", "build_model", "compile_model", "evaluate",
            "load_splits", "make_dataset", "train"]
@@ -251,6 +251,8 @@ def _train(config: TrainConfig, model):
             compile_model(model, config, entry, num_classes)
         if resuming:
             _restore(model, run)
+    if run_eagerly():  # a few batches: tracing the graphs would cost more than it saves
+        model.run_eagerly = True
     if resuming:
         logger.info("resuming %s after epoch %d", run.path, state["epochs_done"])
     else:
@@ -333,8 +335,11 @@ def _finish(run, config, splits):
     """Evaluate best.keras on the test split, write metrics and figures."""
     if splits is None:
         splits, _ = load_splits(config)
-    calibrate_run(run.path, splits=splits)  # the temperature of the age intervals, on the validation faces
-    result = evaluate(run.path, splits=splits)
+    best, _, _ = load_run(run.path)  # loaded once, for both
+    if run_eagerly():
+        best.run_eagerly = True
+    calibrate_run(run.path, splits=splits, model=best)  # the temperature of the age intervals, on the validation faces
+    result = evaluate(run.path, splits=splits, model=best)
     run.mark_finished()
     history = run.read_history()
     if history:

@@ -46,7 +46,54 @@ def readme_blocks(results):
 
     return {"benchmark": lambda _: benchmark.readme_markdown(results),
             "benchmark_command": lambda _: benchmark.reproduce_command(results),
-            "benchmark_figures": lambda _: figure_table(results)}
+            "benchmark_figures": lambda _: figure_table(results),
+            "real_photos": lambda _: real_photos_table(results)}
+
+
+#: The FG-NET metrics file of a reference run: `evaluate --run RUN --dataset fgnet --split all --align utkface --flip`.
+FGNET_METRICS = "metrics_fgnet_utkface_flip.json"
+
+
+def _coverage(metrics, level="0.9"):
+    cover = (metrics.get("interval") or {}).get("coverage", {}).get(level)
+    return "—" if cover is None else f"{100 * cover['coverage']:.0f} % (±{cover['width'] / 2:.1f} y)"
+
+
+def real_photos_table(results, root=HERE / "results"):
+    """README.md's table of the reference runs on photos unlike their training
+    faces: each model's UTKFace test split and FG-NET (every photo, detected
+    and aligned like the training crops), MAE and mean error for colour and
+    greyscale photos, and how often the stated 90 % interval holds the true age."""
+    import json
+
+    from agekeras.experiments import benchmark
+
+    runs = benchmark.results_root(root) / benchmark.REFERENCE
+    rows = []
+    for row in sorted(results["runs"], key=lambda r: (r["model"], r["seed"])):
+        folder = benchmark.run_dir(runs, row["model"], row["seed"])
+        if row["seed"] != results["settings"]["seeds"][0] or not (folder / FGNET_METRICS).is_file():
+            continue
+        utk = json.loads((folder / "metrics_flip.json").read_text())
+        fg = json.loads((folder / FGNET_METRICS).read_text())
+        by = fg.get("by_colour", {})
+
+        def part(name):
+            m = by.get(name)
+            return "—" if m is None else f"{m['mae']:.2f} ({m['mean_error']:+.1f})"
+
+        rows.append(f"| {row['model']} | {utk['mae']:.2f} | {_coverage(utk)} | {fg['mae']:.2f} | {part('colour')} | "
+                    f"{part('greyscale')} | {_coverage(fg)} | {fg['n']:,} |")
+    if not rows:
+        return "No reference run has been scored on FG-NET yet.\n"
+    s = results["settings"]
+    head = ("| model | UTKFace test MAE | its 90 % interval holds | FG-NET MAE | colour MAE (mean error) | "
+            "greyscale MAE (mean error) | its 90 % interval holds | FG-NET photos |\n|---|---|---|---|---|---|---|---|\n")
+    return (f"The reference runs ({s.get('data_name', s['dataset'])}, {s['image_size']} px, {s['epochs']} epochs, seed "
+            f"{s['seeds'][0]}, flip at test time) on FG-NET's photos, each face detected and aligned like the training "
+            f"crops (`evaluate --run RUN --dataset fgnet --split all --align utkface --flip`). The mean error is "
+            f"predicted minus true age; the interval is the one `predict` states (`age_interval`, 90 %, its temperature "
+            f"fitted on the validation faces), with its half-width in years.\n\n" + head + "\n".join(rows) + "\n")
 
 
 #: The README's key figure per paper: (paper, model of the benchmark).

@@ -30,6 +30,17 @@ def fgnet_dir():
 
 
 @pytest.fixture(autouse=True)
+def _no_eager_left_behind(monkeypatch):
+    """`course.setup(mode="quick")` turns on eager training (AGEKERAS_EAGER) for its
+    process; a test that calls it must not leave it on for the next tests."""
+    if "AGEKERAS_EAGER" in os.environ:
+        monkeypatch.setenv("AGEKERAS_EAGER", os.environ["AGEKERAS_EAGER"])
+    else:
+        monkeypatch.delenv("AGEKERAS_EAGER", raising=False)
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _seed():
     import keras
 

@@ -5,26 +5,63 @@ import pathlib
 
 import pytest
 
-NOTEBOOKS = sorted((pathlib.Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
 def test_there_is_one_notebook_per_paper_and_a_start():
     assert [p.name[:2] for p in NOTEBOOKS] == ["00", "01", "02", "03", "04", "05", "06"]
 
 
+def _execute_notebooks():
+    """benchmarks/execute_notebooks.py (what stores a reference run's outputs), loaded by path."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("execute_notebooks", ROOT / "benchmarks" / "execute_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_outputs_stripped_except_checked_cells(path):
-    cells = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+def test_outputs_are_a_published_reference_run_or_stripped(path):
+    """A notebook is committed either stripped, or with the outputs of its cpu-mode reference run
+    (benchmarks/execute_notebooks.py): recorded in its metadata, no machine path, no stderr, under 2 MB.
+    The NBVAL_CHECK_OUTPUT cells always hold the output nbval compares."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    reference = nb.metadata.get("agekeras", {}).get("reference_run")
+    cells = [c for c in nb.cells if c.cell_type == "code"]
     for i, cell in enumerate(cells):
-        source = "".join(cell["source"])
-        if "NBVAL_CHECK_OUTPUT" in source:
-            assert cell["outputs"], f"{path.name} code cell {i}: marked NBVAL_CHECK_OUTPUT but has no stored output"
+        if "NBVAL_CHECK_OUTPUT" in cell.source:
+            assert cell.outputs, f"{path.name} code cell {i}: marked NBVAL_CHECK_OUTPUT but has no stored output"
             # nbval refuses stored outputs of a cell without an execution count ("unrun reference cell").
             assert isinstance(cell.get("execution_count"), int), f"{path.name} code cell {i}: no execution count"
-            assert all(o.get("name") != "stderr" for o in cell["outputs"]), f"{path.name} cell {i}: stderr stored"
-        else:
-            assert not cell["outputs"], f"{path.name} code cell {i}: outputs not stripped"
+        elif reference is None:
+            assert not cell.outputs, f"{path.name} code cell {i}: outputs not stripped (and no reference run recorded)"
             assert cell.get("execution_count") is None, f"{path.name} code cell {i}: execution count committed"
+        assert all(o.get("name") != "stderr" for o in cell.outputs), f"{path.name} cell {i}: stderr stored"
+        assert all(o.get("output_type") != "error" for o in cell.outputs), f"{path.name} cell {i}: an error stored"
+    if reference is not None:
+        X = _execute_notebooks()
+        assert reference["mode"] == "cpu" and reference["minutes_per_model"] > 0
+        assert not X.machine_paths(nb), f"{path.name}: machine paths in its outputs: {X.machine_paths(nb)[:3]}"
+        assert path.stat().st_size <= X.MAX_BYTES, f"{path.name}: {path.stat().st_size:,} bytes stored"
+        assert any(c.outputs for c in cells if "NBVAL_CHECK_OUTPUT" not in c.source), f"{path.name}: no outputs"
+
+
+def test_the_reference_run_check_sees_machine_paths_and_scrubs_them():
+    import nbformat
+
+    X = _execute_notebooks()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(1)", outputs=[
+        nbformat.v4.new_output("stream", name="stdout", text="data in /tmp/agekeras_reference_x/runs/00/cpu/r18\n"),
+        nbformat.v4.new_output("stream", name="stderr", text="W0000 /home/me/.local/lib/python3/x.py:1\n")])])
+    assert X.machine_paths(nb)
+    X.scrub(nb, X.replacements_for("/data/faces", "/tmp/agekeras_reference_x/runs", "/tmp/agekeras_reference_x"))
+    assert not X.machine_paths(nb)
+    assert [o["text"] for o in nb.cells[0].outputs] == ["data in runs/00/cpu/r18\n"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -119,6 +119,26 @@ def test_plot_predictions():
         plots.plot_predictions(y_true, y_pred[:3])
 
 
+def test_plot_largest_errors_shows_the_worst_faces_first_with_true_and_predicted_ages():
+    images = np.stack([np.full((8, 8, 3), 10 * i, "uint8") for i in range(5)])  # face i is grey level 10 i
+    y_true = np.array([20.0, 30.0, 40.0, 50.0, 60.0])
+    y_pred = np.array([21.0, 45.0, 40.0, 42.0, 75.0])  # errors 1, 15, 0, 8, 15: ties keep the faces' order
+    fig = plots.plot_largest_errors(images, y_true, y_pred, n=3, title="resnet18_dex, synthetic, 8 px, 1 epoch")
+    np.testing.assert_array_equal(fig.agekeras_index, [1, 4, 3])
+    panels = [ax for ax in fig.axes if ax.get_images()]
+    assert [ax.get_title() for ax in panels] == ["true 30, pred 45", "true 60, pred 75", "true 50, pred 42"]
+    assert [int(ax.get_images()[0].get_array()[0, 0, 0]) for ax in panels] == [10, 40, 30]  # the faces themselves
+    assert fig._suptitle.get_text() == "resnet18_dex, synthetic, 8 px, 1 epoch"
+    read = []
+    fig = plots.plot_largest_errors(lambda i: read.append(i) or images[i], y_true, y_pred, n=2)  # read on demand
+    assert read == [1, 4] and len([ax for ax in fig.axes if ax.get_images()]) == 2
+    assert len(plots.plot_largest_errors(images, y_true, y_pred, n=10).agekeras_index) == 5
+    with pytest.raises(ValueError, match="5 true ages but 4 predictions"):
+        plots.plot_largest_errors(images, y_true, y_pred[:4])
+    with pytest.raises(ValueError, match="4 images for 5 ages"):
+        plots.plot_largest_errors(images[:4], y_true, y_pred)
+
+
 def test_plot_error_by_age_draws_the_table_it_is_given():
     by_age = [{"bracket": "0-10", "n": 2, "mae": 2.0}, {"bracket": "10-20", "n": 0, "mae": None},
               {"bracket": "20-30", "n": 3, "mae": 7 / 3}]
@@ -169,6 +189,21 @@ def test_plot_tsne_coords_deterministic_and_subsampled():
     np.testing.assert_allclose(again.agekeras_coords, fig.agekeras_coords)
     other = plots.plot_tsne(embeddings, ages, perplexity=10, seed=4, max_points=50)
     assert not np.array_equal(other.agekeras_index, index)
+
+
+def test_plot_tsne_like_colours_the_same_map_again():
+    rng = np.random.default_rng(1)
+    ages, gender = rng.uniform(0, 80, size=40), rng.integers(0, 2, size=40)
+    embeddings = np.concatenate([ages[:, None] / 10, rng.normal(size=(40, 5))], axis=1)
+    by_age = plots.plot_tsne(embeddings, ages, perplexity=5, max_points=30)
+    by_gender = plots.plot_tsne(embeddings, gender, like=by_age, label="gender")
+    np.testing.assert_array_equal(by_gender.agekeras_index, by_age.agekeras_index)
+    (points,) = by_gender.axes[0].collections
+    np.testing.assert_allclose(points.get_offsets(), by_age.agekeras_coords)  # the same places
+    np.testing.assert_allclose(points.get_array(), gender[by_age.agekeras_index])  # other colours
+    assert by_gender.axes[1].get_ylabel() == "gender"
+    with pytest.raises(ValueError, match="maps rows up to"):
+        plots.plot_tsne(embeddings[:10], gender[:10], like=by_age)
 
 
 def test_plot_tsne_small_set_without_subsampling():

@@ -419,3 +419,32 @@ def test_steps_per_epoch_draws_short_epochs_from_the_repeated_faces(tmp_path, mo
     assert [int(r["epoch"]) for r in _history(tmp_path / "run")] == [0, 1, 2]
     with pytest.raises(ValueError, match="steps_per_epoch"):
         TrainConfig(steps_per_epoch=0)
+
+
+def test_eager_runs_fit_and_score_without_tracing_and_give_a_finished_run(tmp_path, monkeypatch):
+    """AGEKERAS_EAGER=1 (the course's quick mode): the model trains and best.keras is scored eagerly."""
+    seen = []
+    fit = keras.Model.fit
+
+    def recording_fit(self, *args, **kwargs):
+        seen.append(self.run_eagerly)
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", recording_fit)
+    monkeypatch.setenv("AGEKERAS_EAGER", "1")
+    result = train(TrainConfig(**TINY, epochs=1, out=str(tmp_path / "eager")))
+    assert seen == [True] and result["n"] > 0 and np.isfinite(result["mae"])
+    monkeypatch.setenv("AGEKERAS_EAGER", "0")
+    train(TrainConfig(**TINY, epochs=1, out=str(tmp_path / "traced")))
+    assert seen == [True, False]
+
+
+def test_quick_mode_turns_eager_training_on(monkeypatch):
+    from agekeras import runtime as T
+    from agekeras.experiments import course
+
+    monkeypatch.delenv("AGEKERAS_EAGER", raising=False)
+    course.setup("00_getting_started", mode="cpu", verbose=False)
+    assert not T.run_eagerly()
+    course.setup("00_getting_started", mode="quick", verbose=False)
+    assert T.run_eagerly()

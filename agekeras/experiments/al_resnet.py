@@ -1,7 +1,10 @@
-"""AL-ResNets / AL-RoR experiments: what notebook 02 drives.
+"""AL-ResNets / AL-RoR experiments: the plumbing of notebook 02 (the notebook
+wires the AL network and writes its two-stage training loop out itself).
 
 - `two_stage_train`: the paper's two stages (backbone + global head, then
-  the frozen backbone with the attention LSTM, locator and local head).
+  the frozen backbone with the attention LSTM, locator and local head) for
+  registered model names, in one call (scripts and tests).
+- `stage_histories`: the two stages' histories on one epoch axis.
 - `inspection_model`, `predict_al_outputs`, `al_outputs_on`: the outputs
   of an AL model plus the located box and P_final (Eq. 5).
 - `embeddings_on`: the pooled global feature, for a t-SNE.

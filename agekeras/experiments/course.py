@@ -9,11 +9,14 @@ C = course.setup("01_vovnetv4")       # prints the mode, the data it found, wher
 
 | mode | when it is the default | what it runs |
 |---|---|---|
-| `quick` | the `CI` variable is set (the test suite) | synthetic faces, small images, 1-2 epochs: a smoke test |
+| `quick` | the `CI` variable is set (the test suite) | synthetic faces, small images, 1-2 epochs, run eagerly: a smoke test |
 | `cpu` | no GPU is visible | real faces when present, a time budget per model (`AGEKERAS_TIME_BUDGET`, 15 min) at 64 px |
-| `paper` | a GPU is visible | the paper's settings (sizes, epochs, optimiser), mixed precision on |
+| `paper` | a GPU is visible and the paper's dataset is under the data root | the paper's settings (sizes, epochs, optimiser), mixed precision on |
 
-`AGEKERAS_MODE=quick|cpu|paper` chooses the mode by hand.
+`course.setup("01_vovnetv4", mode="cpu")` (or `AGEKERAS_MODE=quick|cpu|paper`)
+chooses the mode by hand. A GPU without the paper's dataset runs the cpu
+mode's time budget on the GPU, not the paper's hours of training on
+synthetic faces (`PAPER_DATASETS` names each notebook's dataset).
 
 Data: one root, `AGEKERAS_DATA_ROOT` (default `~/agekeras_data`), holding
 `<root>/utkface`, `<root>/afad`, `<root>/fgnet`, ...; `AGEKERAS_DATA_DIR`
@@ -24,9 +27,9 @@ fetched anonymously (AFAD, AFAD-Lite, APPA-REAL) is offered for download
 first (`Course.offer_download`; `AGEKERAS_DOWNLOAD=yes|no` answers for you).
 
 Runs and figures: under one root, `AGEKERAS_RUNS_ROOT` (default `runs/` in
-the working directory): on Colab, point it at Google Drive so that a run
-resumes after a disconnect (`agekeras.training.train` continues a run
-folder it finds).
+the working directory). On Colab, `setup` offers to keep it on Google Drive
+(`drive=True` mounts it without asking), so that a run resumes after a
+disconnect (`agekeras.training.train` continues a run folder it finds).
 """
 
 from __future__ import annotations
@@ -37,9 +40,27 @@ import os
 import pathlib
 import sys
 
-from agekeras.runtime import gpu_available
+from agekeras.runtime import EAGER_ENV, gpu_available
 
 MODES = ("quick", "cpu", "paper")
+
+REPO_URL = "https://github.com/agekeras/agekeras"
+"""The repository: the notebooks' install cells and Colab badges and the README point here."""
+
+PAPER_DATASETS = {
+    "01_vovnetv4": ("afad",),
+    "02_attention_lstm": ("morph2", "lap2016"),
+    "03_daa": ("morph2",),
+    "04_dhaa": ("morph2",),
+    "05_gra_net": ("utkface", "afad"),
+}
+"""The dataset(s) each paper notebook's paper mode trains on (any one found is enough)."""
+
+DRIVE_RUNS_ROOT = "/content/drive/MyDrive/agekeras_runs"
+"""Where Colab runs are kept when Google Drive is mounted (`setup(drive=True)`)."""
+
+SMOKE_TEST_NOTE = ("Quick mode: a smoke test on a few synthetic faces for one or two epochs; "
+                   "the numbers above only show that the code runs.")
 
 
 def default_mode() -> str:
@@ -221,6 +242,11 @@ class Course:
         """`<runs_root>/<notebook>/<mode>/figures/<name>`."""
         return self.runs_root / self.notebook / self.mode / "figures" / name
 
+    def smoke_test_note(self):
+        """Print, in quick mode only, that the results above are a smoke test."""
+        if self.quick:
+            print(SMOKE_TEST_NOTE)
+
     def describe(self) -> str:
         accel = "a GPU" if self.gpu else "no GPU"
         budget = f", {self.time_budget:g} min per model" if self.mode == "cpu" else ""
@@ -229,7 +255,65 @@ class Course:
         )
 
 
-def setup(notebook, mode=None, *, verbose=True) -> Course:
+def on_colab() -> bool:
+    """Whether this kernel runs on Google Colab."""
+    return "google.colab" in sys.modules
+
+
+def paper_data_found(notebook, data_root) -> bool:
+    """Whether a dataset of the notebook's paper mode (`PAPER_DATASETS`) is under `data_root`."""
+    root = pathlib.Path(data_root)
+    for name in PAPER_DATASETS.get(notebook, ()):
+        path = root / name
+        if path.is_file() or (path.is_dir() and any(path.iterdir())):
+            return True
+    return False
+
+
+def choose_mode(notebook, mode, data_root, gpu) -> tuple[str, str | None]:
+    """`(mode, reason)`: the mode asked for, else `default_mode()`, except that
+    a default of paper mode (a GPU) without the paper's dataset becomes cpu
+    mode, the time-budgeted one, run on the GPU; `reason` says so, else None."""
+    if mode:
+        return mode.lower(), None
+    chosen = default_mode()
+    if (chosen == "paper" and not os.environ.get("AGEKERAS_MODE") and notebook in PAPER_DATASETS
+            and not paper_data_found(notebook, data_root)):
+        names = " or ".join(PAPER_DATASETS[notebook])
+        return "cpu", (f"a GPU is visible but no {names} under the data root: the time-budgeted mode runs on the GPU "
+                       f"(mode='paper' trains with the paper's settings)")
+    return chosen, None
+
+
+def mount_drive_runs_root(drive, *, ask=None) -> pathlib.Path | None:
+    """On Colab, offer to keep the runs on Google Drive; returns the runs root, or None.
+
+    Args:
+        drive: True mounts Drive without asking, False never does, None asks
+            (when `can_ask()`).
+        ask: the function that asks (default `input`).
+    """
+    if drive is False or not on_colab() or os.environ.get("AGEKERAS_RUNS_ROOT"):
+        return None
+    if drive is None:
+        if ask is None and not can_ask():
+            return None
+        ask = input if ask is None else ask
+        try:
+            answer = ask("Keep the runs on Google Drive, so that they survive a disconnect and resume? [y/N] ")
+        except (EOFError, OSError, NotImplementedError, RuntimeError):
+            answer = "no"
+        if answer.strip().lower() not in ("y", "yes"):
+            return None
+    from google.colab import drive as colab_drive  # only importable on Colab
+
+    colab_drive.mount("/content/drive")
+    root = pathlib.Path(DRIVE_RUNS_ROOT)
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def setup(notebook, mode=None, *, drive=None, verbose=True) -> Course:
     """The `Course` of a notebook; prints one line describing it.
 
     Also makes figures returned by `agekeras.plots` display as images in the
@@ -237,7 +321,11 @@ def setup(notebook, mode=None, *, verbose=True) -> Course:
 
     Args:
         notebook: short name ("00_getting_started", "01_vovnetv4", ...).
-        mode: "quick", "cpu" or "paper"; default `default_mode()`.
+        mode: "quick", "cpu" or "paper"; default `choose_mode()`:
+            `AGEKERAS_MODE`, else quick under `CI`, else paper on a GPU that
+            has the paper's dataset, else cpu.
+        drive: on Colab, keep the runs on Google Drive (`mount_drive_runs_root`):
+            True mounts it, False never, None asks.
         verbose: print the description.
 
     Returns:
@@ -246,22 +334,29 @@ def setup(notebook, mode=None, *, verbose=True) -> Course:
     from agekeras import plots
     from agekeras.datasets import data_root
 
-    mode = (mode or default_mode()).lower()
+    root = data_root()
+    gpu = gpu_available()
+    mode, reason = choose_mode(notebook, mode, root, gpu)
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
+    runs_root = mount_drive_runs_root(drive) or pathlib.Path(os.environ.get("AGEKERAS_RUNS_ROOT", "runs")).expanduser()
     course = Course(
         notebook=notebook,
         mode=mode,
-        data_root=data_root(),
-        runs_root=pathlib.Path(os.environ.get("AGEKERAS_RUNS_ROOT", "runs")).expanduser(),
+        data_root=root,
+        runs_root=runs_root,
         time_budget=float(os.environ.get("AGEKERAS_TIME_BUDGET", 15)),
-        gpu=gpu_available(),
+        gpu=gpu,
     )
     plots.register_notebook_display()
+    if course.quick:  # a few batches per run: eager execution skips the graph tracing (`runtime.run_eagerly`)
+        os.environ.setdefault(EAGER_ENV, "1")
     if course.mixed_precision:
         import keras
 
         keras.mixed_precision.set_global_policy("mixed_float16")
     if verbose:
+        if reason:
+            print(reason)
         print(course.describe())
     return course

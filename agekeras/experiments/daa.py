@@ -7,8 +7,11 @@ the notebook does with them:
   text and the authors' released config) and `train_config`, which turns a
   named setting into a `TrainConfig`;
 - template faces for the template variants (`select_templates`,
-  `save_templates`, `templates_from_split`);
-- the Table 5 ablation (`ablation_variants`, `train_ablation`);
+  `save_templates`, `templates_from_split`, `read_templates`);
+- the rows of the Table 5 ablation (`ablation_variants`: label -> registered
+  model and builder arguments; the notebook wires and trains each variant in
+  a visible loop);
+- what a figure's title says of a run (`training_label`);
 - reading a trained model: the learned styles of Fig. 3
   (`learned_style_statistics`), the per-age deltas (`per_age_deltas`),
   interval sampling (`interval_sweep`, Tables 6-7), the FaceEncoder
@@ -23,7 +26,6 @@ transformer (Chen et al., CVPR 2023), https://arxiv.org/abs/2303.07929.
 
 from __future__ import annotations
 
-import dataclasses
 import pathlib
 import time
 
@@ -35,7 +37,7 @@ from agekeras import models
 from agekeras.layers import BinaryCodeMapping, TemplateBank
 from agekeras.models import daa as daa_models
 from agekeras.models.backbones import scale_inputs
-from agekeras.training import TrainConfig, train
+from agekeras.training import TrainConfig
 
 #: Settings columns of our tables and the paper's (what makes numbers comparable).
 TABLE_SETTINGS = ("table", "dataset", "protocol", "pretraining", "size")
@@ -160,6 +162,13 @@ def templates_from_split(train_split, image_size, path, seed=0):
     return save_templates(path, images, ages), ages
 
 
+def read_templates(path):
+    """The template faces written by `save_templates`: `{"images": (n, H, W, 3), "ages": (n,)}`, the form the
+    builders' (and `TemplateBank.set_templates`') `templates` take."""
+    with np.load(path) as data:
+        return {"images": np.asarray(data["images"], "float32"), "ages": np.asarray(data["ages"], "float32")}
+
+
 # ----- the Table 5 ablation -------------------------------------------------------
 
 
@@ -181,27 +190,27 @@ def ablation_variants(encoder, templates):
     }
 
 
-def train_ablation(base, variants, run_dir, prefix="ablation"):
-    """Train every variant with the same settings.
+#: Names of the datasets in figure titles.
+DATASET_NAMES = {"synthetic": "synthetic faces", "utkface": "UTKFace", "morph2": "MORPH II", "fgnet": "FG-NET"}
+
+
+def training_label(config):
+    """What a figure's title says of a run: data, image size and budget.
 
     Args:
-        base: the `TrainConfig` shared by all variants (its model is replaced).
-        variants: label -> (model name, builder kwargs), e.g.
-            `ablation_variants(...)`.
-        run_dir: callable name -> run folder (e.g. `C.run_dir`); variant i
-            runs in `run_dir(f"{prefix}{i}_{model name}")`.
-        prefix: start of the run folder names.
+        config: the run's `TrainConfig`.
 
     Returns:
-        `(results, runs)`: label -> test metrics dict, label -> run folder.
+        e.g. "UTKFace, 64 px, 15 min" or "synthetic faces, 48 px, 1 epoch".
     """
-    results, runs = {}, {}
-    for i, (label, (model_name, kwargs)) in enumerate(variants.items()):
-        runs[label] = pathlib.Path(run_dir(f"{prefix}{i}_{model_name}"))
-        config = dataclasses.replace(base, model=model_name, model_kwargs=dict(kwargs), out=str(runs[label]))
-        results[label] = train(config)
-        print(f"{label:34s} test MAE {results[label]['mae']:.2f}")
-    return results, runs
+    name = DATASET_NAMES.get(config.dataset, config.dataset)
+    if config.time_budget is not None:
+        budget = f"{float(config.time_budget):g} min"
+    elif config.epochs is not None:
+        budget = f"{config.epochs} epoch" + ("" if config.epochs == 1 else "s")
+    else:
+        raise ValueError("the config has neither `epochs` nor `time_budget`.")
+    return f"{name}, {config.image_size} px, {budget}"
 
 
 # ----- reading a trained model ----------------------------------------------------

@@ -10,7 +10,9 @@ paper does:
 | `paper_rows` | those numbers in the form `agekeras.tables.results_table(paper=...)` takes |
 | `ABLATIONS`, `train_ablation_variant` | the variants of Table 1 / Fig. 5, trained with one config |
 | `landmark_data` | the dataset of a notebook mode: a landmarks CSV when present, else synthetic faces |
+| `face_arrays`, `rotate_faces` | the test faces and landmarks as arrays; faces turned by an angle, landmarks alike |
 | `flip_averaged_outputs`, `evaluate_with_flip` | flip test-time averaging (Sec. 4.2) |
+| `with_best_weights`, `last_epoch_was_best` | a model passed to `train`, holding its run's best weights |
 | `classifier_maes` | MAE of the final and of each sub-network classifier (Fig. 6) |
 | `fused_embeddings` | the fused feature (layer "embedding") for the t-SNE of Fig. 7 |
 | `branch_parameter_counts` | parameters of the trunk, each sub-network and the fusion |
@@ -36,9 +38,9 @@ from agekeras.experiments.course import LANDMARKS_CSV
 from agekeras.layers import AlignedRegionPooling
 from agekeras.layers.aligned_region_pooling import DEFAULT_REGIONS, canonical_landmarks
 from agekeras.models.dhaa import SUB_NETWORKS, build_dhaa
-from agekeras.training import train
+from agekeras.training import TrainConfig, architecture, train
 from agekeras.evaluation import dataset_outputs, load_run, mean_over_views
-from agekeras.runs import BEST
+from agekeras.runs import BEST, RunDir
 
 # ----- the paper's numbers ---------------------------------------------------------
 
@@ -201,6 +203,53 @@ def train_ablation_variant(label, config, out_root, variants=None):
     return run_dir, train(cfg)
 
 
+# ----- faces as arrays, rotated faces ---------------------------------------------------
+
+
+def face_arrays(ds, image_size, batch_size=64):
+    """`(images, landmarks, ages)` of every face of `ds` as the test pipeline
+    reads them (resized to `image_size`, landmarks moved alike), in the order
+    read: NumPy float32 images and landmarks, float64 ages."""
+    from agekeras.datasets.pipeline import make_tf_dataset
+
+    images, marks, ages = [], [], []
+    for x, y in make_tf_dataset(ds, image_size=image_size, batch_size=batch_size, with_landmarks=True):
+        images.append(x["image"].numpy())
+        marks.append(x["landmarks"].numpy())
+        ages.append(np.asarray(y["age"], "float64").reshape(-1))
+    return np.concatenate(images), np.concatenate(marks), np.concatenate(ages)
+
+
+def rotate_faces(images, landmarks, degrees):
+    """Rotate every face by `degrees` about the image centre (positive: clockwise
+    on screen, y pointing down), the landmarks with it; bilinear, borders mirrored.
+
+    Args:
+        images: `(n, H, W, C)` float array.
+        landmarks: `(n, 5, 2)` pixel (x, y), pixel centres at integers.
+        degrees: the angle.
+
+    Returns:
+        `(images, landmarks)`, float32, same shapes.
+    """
+    import tensorflow as tf
+
+    images = np.asarray(images, "float32")
+    height, width = images.shape[1:3]
+    centre = np.array([(width - 1) / 2.0, (height - 1) / 2.0])
+    t = np.deg2rad(float(degrees))
+    rot = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])  # output = rot (input - c) + c
+    moved = (np.asarray(landmarks, "float64") - centre) @ rot.T + centre
+    inv = rot.T  # input = inv (output - c) + c, as the resampler reads it
+    shift = centre - inv @ centre
+    transform = np.array([inv[0, 0], inv[0, 1], shift[0], inv[1, 0], inv[1, 1], shift[1], 0.0, 0.0], "float32")
+    warped = tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=np.tile(transform, (len(images), 1)), output_shape=[height, width],
+        fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT",
+    )  # fmt: skip
+    return warped.numpy(), moved.astype("float32")
+
+
 # ----- flip test-time averaging -------------------------------------------------------
 
 
@@ -228,15 +277,61 @@ def flip_averaged_outputs(model, ds, image_size, batch_size=64, plain=None):
     return mean_over_views(plain, dataset_outputs(model, ds, image_size, batch_size, flip=True))
 
 
-def evaluate_with_flip(run_dir, ds, checkpoint=BEST, batch_size=64):
+def last_epoch_was_best(run_dir):
+    """Whether the run's last epoch scored best, so that best.keras holds the
+    last epoch's weights (what `train` leaves in a model passed to it)."""
+    run = RunDir(run_dir)
+    state = run.read_state()
+    scores = run.read_history().get(state.get("monitor"), np.array([]))
+    if not len(scores) or state.get("best") is None or not np.isfinite(scores[-1]):
+        return False
+    return bool(np.isclose(scores[-1], state["best"], rtol=1e-9, atol=0.0) and np.all(scores[:-1] > scores[-1]))
+
+
+def with_best_weights(model, run_dir):
+    """`model`, the object `train(config, model=model)` trained in `run_dir`,
+    holding the run's best.keras weights.
+
+    `train` leaves the last epoch's weights in it: when the last epoch scored
+    best they are already the best ones; otherwise the weights of best.keras
+    are loaded into it (no model is rebuilt from the file).
+
+    Raises:
+        ValueError: `model` is not the architecture the run trained.
+    """
+    run = RunDir(run_dir)
+    saved = run.read_config().get("model", {})
+    mine = architecture(model)["fingerprint"]
+    if saved.get("fingerprint") != mine:
+        raise ValueError(f"{run.path} trained architecture {saved.get('fingerprint')}, not {mine}: pass that run's model")
+    if not last_epoch_was_best(run.path):
+        model.load_weights(run.checkpoint(BEST))
+    return model
+
+
+def evaluate_with_flip(run_dir, ds, checkpoint=BEST, batch_size=64, model=None):
     """Test MAE of a run with and without flip test-time averaging.
+
+    Args:
+        run_dir: the run.
+        ds: the faces to score (an `AgeDataset`).
+        checkpoint: best.keras or last.keras.
+        batch_size: prediction batch size.
+        model: optional, the object `train(config, model=model)` trained in
+            `run_dir`: it is scored with the run's best weights
+            (`with_best_weights`) instead of a model loaded from the file.
 
     Returns:
         `(row, outputs, model, age_min)`: row = dict with "MAE", "MAE flip"
-        and "RMSE flip"; outputs = the flip-averaged outputs; the loaded
-        checkpoint and the run's `age_min` (from its config.json).
+        and "RMSE flip"; outputs = the flip-averaged outputs; the model scored
+        and the run's `age_min` (from its config.json).
     """
-    model, config, saved = load_run(run_dir, checkpoint)
+    if model is None or checkpoint != BEST:
+        model, config, saved = load_run(run_dir, checkpoint)
+    else:
+        model = with_best_weights(model, run_dir)
+        saved = RunDir(run_dir).read_config()
+        config = TrainConfig.from_json(saved["train"])
     age_min = saved["age_min"]
     plain, labels = dataset_outputs(model, ds, config.image_size, batch_size, with_labels=True)
     flipped = flip_averaged_outputs(model, ds, config.image_size, batch_size, plain=plain)

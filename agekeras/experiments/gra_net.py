@@ -3,8 +3,11 @@ their results beside the numbers the report quotes, learned gammas, attention
 masks over faces, the embedding for t-SNE, parameter counts and the gradient
 each task's loss sends into the shared features.
 
-The model builders are in `agekeras.models.gra_net`; this module trains and
-inspects them.
+The model builders are in `agekeras.models.gra_net`; notebook 05 wires the
+model from `agekeras.layers` and trains its variants with
+`agekeras.training.train(config, model=...)`. This module holds the plumbing
+around them: the variants' settings, result tables, test predictions and the
+inspection of trained models.
 
 The report has no result table of its own (see `PRIOR_WORK`): it gives
 settings only (32x32 RGB input, Nadam with lr 0.001, about 33 M trainable
@@ -19,6 +22,8 @@ report (V. K., LBS College of Engineering, 2022).
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 
@@ -94,12 +99,17 @@ PRIOR_WORK_SETTINGS = ("table", "dataset", "protocol", "pretraining")
 
 
 def run_name(variant):
-    """A folder name for a variant label: "mixed, gamma fixed 0" -> "mixed_gamma_fixed_0"."""
-    return variant.replace(", ", "_").replace(" ", "_")
+    """A folder name for a variant label: "mixed, gamma fixed 0" -> "mixed_gamma_fixed_0"
+    (every run of characters other than letters and digits becomes one "_")."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", variant).strip("_")
 
 
 def train_gra_net_variants(variants, run_dir, *, model="gra_net", model_kwargs=None, **config):
-    """Train (or resume) one `agekeras.training.train` run per variant.
+    """Train (or resume) one `agekeras.training.train` run per variant, each built by the registry.
+
+    Notebook 05 writes this loop out (a model wired from `agekeras.layers`
+    per variant, `train(config, model=...)`); this is the same experiment
+    for scripts and tests.
 
     Args:
         variants: `{label: builder kwargs}` (e.g. `FIG4_VARIANTS`).
@@ -124,6 +134,24 @@ def train_gra_net_variants(variants, run_dir, *, model="gra_net", model_kwargs=N
     return results
 
 
+def predicted_ages(run_dir, suffix=""):
+    """`(true ages, predicted ages)` of a finished run's test faces, from its predictions file.
+
+    Args:
+        run_dir: the run directory.
+        suffix: the predictions file's suffix (e.g. "_flip"), as `evaluate` names it.
+
+    Returns:
+        Two float arrays `(n,)`, in the order of the faces evaluated.
+    """
+    from agekeras.runs import RunDir
+
+    rows = RunDir(run_dir).read_predictions(suffix)
+    if not rows:
+        raise FileNotFoundError(f"{run_dir}: no predictions{suffix}.csv (train or evaluate the run first)")
+    return (np.array([float(r["age"]) for r in rows]), np.array([float(r["predicted"]) for r in rows]))
+
+
 def variant_result_rows(results, **setting):
     """Rows for `results_table`: method, test MAE and gender accuracy, plus the setting keys."""
     return [{"method": label, "MAE": r.get("mae"), "gender acc": r.get("gender_accuracy"), **setting}
@@ -138,6 +166,26 @@ def attention_modules(model):
     from agekeras.layers import GatedResidualAttention
 
     return [layer for layer in model.layers if isinstance(layer, GatedResidualAttention)]
+
+
+def with_best_weights(model, run_dir):
+    """`model` holding the weights of its run's best checkpoint (the one its test metrics score).
+
+    `agekeras.training.train(config, model=model)` leaves the model it trained
+    at its last epoch; this loads `best.keras` (or `last.keras` when there is no
+    best) into that same object, without building a new model.
+
+    Args:
+        model: the model object the run trained (same architecture).
+        run_dir: the run directory.
+
+    Returns:
+        `model`.
+    """
+    from agekeras.runs import RunDir
+
+    model.load_weights(RunDir(run_dir).checkpoint())
+    return model
 
 
 def learned_gammas(model):

@@ -8,11 +8,18 @@ to work:
 - `PAPER_SETTING`, `PAPER_TABLE1`, `PAPER_TABLE2`: the paper's setting and its
   numbers, each with its table, dataset, protocol and pretraining;
 - `data_setting(C)`: the data, age range (K) and schedule of each course mode;
-- `train_table_models(...)`: one `agekeras.training.train` run per model;
+- `train_config(setting, model, out)`: the `TrainConfig` of one model in that
+  setting (the notebook's training cells pass it to `agekeras.training.train`);
+  `train_prior(setting)`: the label prior of its training faces (where a CORAL
+  head built in a notebook cell starts its biases);
+- `train_table_models(...)`: one `agekeras.training.train` run per model (the
+  command-line path; the notebook writes the loop out);
 - `vovnetv4_summary`, `vovnetv4_parameter_rows`, `vovnetv4_result_rows`:
   the text and table rows the notebook shows;
-- `embedding_and_ages(run_dir)`: the pooled features of a trained run, for
-  `agekeras.plots.plot_tsne`.
+- `run_outputs(run_dir)`: the pooled features, CORAL logits and ages of a
+  trained run's test faces (`embedding_and_ages` for `agekeras.plots.plot_tsne`);
+- `figure_title`, `plot_coral_curves`, `plot_adaptive_stages`: the notebook's
+  figure titles and its two figures of the paper's model.
 
 Reference: "Research on Phased Single Aggregation Age Estimation Algorithm
 Based on VoVNetv4" (Zhang, Shi, Cui, Tao, Zhang, Liu, 2023; IAENG journal
@@ -22,11 +29,12 @@ article, no arXiv or DOI version known).
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 
 import keras
 import numpy as np
 
-from agekeras import evaluation, training
+from agekeras import ages, evaluation, layers, training
 from agekeras.config import TrainConfig
 from agekeras.models import registry
 
@@ -142,6 +150,12 @@ class DataSetting:
     def num_classes(self):
         return self.max_age - self.min_age + 1
 
+    def budget(self):
+        """The training length, for figure titles: "1 epoch", "200 epochs" or "15 min"."""
+        if self.time_budget is not None:
+            return f"{self.time_budget:g} min"
+        return f"{self.epochs} epoch" + ("" if self.epochs == 1 else "s")
+
     def protocol(self):
         """The protocol column of our rows."""
         length = f"{self.epochs} ep" if self.time_budget is None else f"{self.time_budget:g} min budget"
@@ -197,8 +211,52 @@ def data_setting(C, *, quick_n=80):
     return s
 
 
+def train_config(setting, model, out, *, model_kwargs=None, verbose=0):
+    """The `TrainConfig` of one run in `setting`.
+
+    Args:
+        setting: a `DataSetting`.
+        model: registry name (the run's name, and the entry whose losses train
+            it; a model passed to `train(config, model=...)` under that name is
+            trained with them).
+        out: the run folder.
+        model_kwargs: builder arguments for a registered model.
+        verbose: Keras progress-bar verbosity.
+    """
+    return training.TrainConfig(
+        model=model,
+        model_kwargs=dict(model_kwargs or {}),
+        dataset=setting.dataset,
+        data_dir=setting.data_dir,
+        dataset_kwargs=dict(setting.dataset_kwargs),
+        image_size=setting.image_size,
+        epochs=setting.epochs,
+        time_budget=setting.time_budget,
+        batch_size=setting.batch_size,
+        lr=setting.lr,
+        warmup=setting.warmup,
+        lr_drops=None if setting.lr_drops is None else list(setting.lr_drops),
+        seed=setting.seed,
+        age_min=setting.min_age,
+        num_classes=setting.num_classes,
+        out=str(out),
+        verbose=verbose,
+    )
+
+
+def train_prior(setting):
+    """P(class = k) of the training faces of `setting` (`agekeras.ages.age_prior`), as a list.
+
+    The prior `agekeras.training` gives a registered CORAL builder; pass it as
+    `age_prior` to a model built in a notebook cell so that its head starts
+    where the registered one does (the log-odds of the training labels).
+    """
+    splits, _ = training.load_splits(train_config(setting, "vovnetv4", out="unused"))
+    return ages.age_prior(splits["train"].age, setting.min_age, setting.num_classes).tolist()
+
+
 def train_table_models(setting, run_dir, *, models=None, verbose=0):
-    """Train (or resume) one run per model; returns `{model: test metrics}`.
+    """Train (or resume) one run per registered model; returns `{model: test metrics}`.
 
     Args:
         setting: a `DataSetting`.
@@ -206,28 +264,8 @@ def train_table_models(setting, run_dir, *, models=None, verbose=0):
         models: registry names (default `setting.models`).
         verbose: Keras progress-bar verbosity.
     """
-    results = {}
-    for name in models or setting.models:
-        config = training.TrainConfig(
-            model=name,
-            dataset=setting.dataset,
-            data_dir=setting.data_dir,
-            dataset_kwargs=dict(setting.dataset_kwargs),
-            image_size=setting.image_size,
-            epochs=setting.epochs,
-            time_budget=setting.time_budget,
-            batch_size=setting.batch_size,
-            lr=setting.lr,
-            warmup=setting.warmup,
-            lr_drops=None if setting.lr_drops is None else list(setting.lr_drops),
-            seed=setting.seed,
-            age_min=setting.min_age,
-            num_classes=setting.num_classes,
-            out=str(run_dir(name)),
-            verbose=verbose,
-        )
-        results[name] = training.train(config)
-    return results
+    return {name: training.train(train_config(setting, name, run_dir(name), verbose=verbose))
+            for name in models or setting.models}
 
 
 def vovnetv4_summary(model):
@@ -336,6 +374,47 @@ def vovnetv4_result_rows(results, setting, models=None, table=1, extra=None):
     return rows
 
 
+_OUTPUTS_CACHE = {}
+
+
+def run_outputs(run_dir, *, split="test", max_faces=1000):
+    """What a trained run's best checkpoint says about its faces, in one pass.
+
+    Args:
+        run_dir: a folder written by `agekeras.training.train`.
+        split: "test", "val" or "train".
+        max_faces: at most this many faces (a seeded subset).
+
+    Returns:
+        dict of NumPy arrays: "embedding" `(n, d)` (the pooled features, the
+        head's input), "age" `(n,)` (the predicted age), "true_age" `(n,)`,
+        "age_logits" `(n, K-1)` for a CORAL or OR-CNN head, and "age_min"
+        (the age of rank 1). Cached per checkpoint.
+    """
+    run = pathlib.Path(run_dir)
+    best = run / "best.keras"
+    ckpt = best if best.is_file() else run / "last.keras"
+    key = (str(run.resolve()), split, max_faces, ckpt.stat().st_mtime_ns if ckpt.is_file() else None)
+    if key in _OUTPUTS_CACHE:
+        return _OUTPUTS_CACHE[key]
+    model, config, saved = evaluation.load_run(run)
+    splits, _ = training.load_splits(config)
+    faces = splits[split]
+    if len(faces) > max_faces:
+        idx = np.sort(np.random.default_rng(config.seed).choice(len(faces), max_faces, replace=False))
+        faces = faces.subset(idx)
+    wanted = {"embedding": model.get_layer("embedding").output, "age": model.output["age"]}
+    if "age_logits" in model.output:
+        wanted["age_logits"] = model.output["age_logits"]
+    features = keras.Model(model.inputs, wanted)
+    out, labels = evaluation.dataset_outputs(features, faces, config.image_size, with_labels=True)
+    result = {k: np.asarray(v) for k, v in out.items()}
+    result["true_age"] = np.asarray(labels["age"])
+    result["age_min"] = saved["age_min"]
+    _OUTPUTS_CACHE[key] = result
+    return result
+
+
 def embedding_and_ages(run_dir, *, split="test", max_faces=1000):
     """The pooled features ("embedding", the head's input) of a run's faces.
 
@@ -347,12 +426,108 @@ def embedding_and_ages(run_dir, *, split="test", max_faces=1000):
     Returns:
         `(embeddings (n, d), ages (n,))` as NumPy arrays.
     """
-    model, config, _ = evaluation.load_run(run_dir)
-    splits, _ = training.load_splits(config)
-    faces = splits[split]
-    if len(faces) > max_faces:
-        idx = np.sort(np.random.default_rng(config.seed).choice(len(faces), max_faces, replace=False))
-        faces = faces.subset(idx)
-    features = keras.Model(model.inputs, {"embedding": model.get_layer("embedding").output})
-    out, labels = evaluation.dataset_outputs(features, faces, config.image_size, with_labels=True)
-    return out["embedding"], labels["age"]
+    out = run_outputs(run_dir, split=split, max_faces=max_faces)
+    return out["embedding"], out["true_age"]
+
+
+def figure_title(what, setting, model="VoVNetv4 + CORAL"):
+    """A figure's title: what it shows, the model, the data, the image size and the training length."""
+    return f"{what}: {model}, {setting.label}, {setting.image_size} px, {setting.budget()}"
+
+
+def plot_coral_curves(logits, true_ages, age_min, *, faces=6, title=None, save_to=None):
+    """The CORAL rank probabilities P(y > r_k) of a few faces against the rank age r_k.
+
+    Each curve is one face (spread over the age range of `true_ages`); its
+    true age is a dotted vertical line of the same colour, and the count
+    decode is where the curve crosses 0.5 (the dashed line). A rank-consistent
+    head gives non-increasing curves.
+
+    Args:
+        logits: `(n, K-1)` CORAL logits.
+        true_ages: `(n,)` true ages.
+        age_min: the age of rank 1 (task k asks "is y > age_min + k - 1?").
+        faces: how many faces to draw.
+        title: the figure title.
+        save_to: optional PNG path.
+
+    Returns:
+        The `Figure`.
+    """
+    from agekeras import plots
+    from agekeras.plots.common import new_axes
+
+    p = np.asarray(keras.ops.convert_to_numpy(layers.coral_probabilities(np.asarray(logits, "float32"))))
+    true_ages = np.asarray(true_ages, "float64").reshape(-1)
+    order = np.argsort(true_ages, kind="stable")
+    pick = order[np.unique(np.linspace(0, len(order) - 1, min(faces, len(order))).round().astype(int))]
+    ranks = age_min + np.arange(p.shape[1])
+    fig, ax = new_axes(None, figsize=(7, 4))
+    for i, j in enumerate(pick):
+        decoded = age_min + int(np.sum(p[j] > 0.5))
+        ax.plot(ranks, p[j], color=f"C{i}", marker=".", label=f"true {true_ages[j]:.0f}, decoded {decoded}")
+        ax.axvline(true_ages[j], color=f"C{i}", linestyle=":", linewidth=1)
+    ax.axhline(0.5, color="k", linestyle="--", linewidth=1)
+    ax.set_xlabel("rank age r_k (task k: is y > r_k?)")
+    ax.set_ylabel("P(y > r_k)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize="small", loc="upper right")
+    return plots.with_title(fig, title or "CORAL rank probabilities", save_to=save_to)
+
+
+def adaptive_stage_shapes(model):
+    """One dict per ROSA region of a `vovnetv4` model: its output size and width,
+    its Adaptive Stage's kernel, stride and output, and the cycles it ran."""
+    rosa = model.get_layer("rosa")
+    rows = []
+    for r, order in enumerate(rosa.schedule):
+        region = rosa.output[r]
+        stage = model.get_layer(f"adaptive_{r + 1}")
+        rows.append({"region": r + 1, "cycles": len(order), "modules": len(set(order)),
+                     "size": int(region.shape[1]), "width": int(region.shape[-1]),
+                     "kernel": int(stage.kernel_size[0]), "stride": int(stage.strides[0]),
+                     "out_size": int(stage.output.shape[1]), "out_width": int(stage.output.shape[-1])})
+    return rows
+
+
+def plot_adaptive_stages(models, *, title=None, save_to=None):
+    """The paper's phased aggregation, drawn to scale: for each model, the four
+    ROSA regions (a square of side = feature-map size, labelled with width and
+    cycles) and the Adaptive Stage that brings each one to the common size.
+
+    Args:
+        models: dict label -> a `vovnetv4` model (e.g. two input sizes).
+        title: the figure title.
+        save_to: optional PNG path.
+
+    Returns:
+        The `Figure`.
+    """
+    import matplotlib.patches as patches
+
+    from agekeras import plots
+    from agekeras.plots.common import panel_axes
+
+    fig, axes = panel_axes(None, len(models), figsize=(6.5 * len(models), 3.4))
+    for ax, (label, model) in zip(axes, models.items()):
+        rows = adaptive_stage_shapes(model)
+        scale = 1.0 / max(r["size"] for r in rows)
+        for i, r in enumerate(rows):
+            x = i * 1.3
+            side = r["size"] * scale
+            ax.add_patch(patches.Rectangle((x, 1.15), side, side, facecolor=f"C{i}", alpha=0.35, edgecolor=f"C{i}"))
+            ax.text(x, 1.2 + side, f"R{r['region']}: {r['size']}x{r['size']}x{r['width']}\n{r['cycles']} cycle(s)",
+                    va="bottom", fontsize="small")
+            out = r["out_size"] * scale
+            ax.add_patch(patches.Rectangle((x, 0.0), out, out, facecolor=f"C{i}", alpha=0.8, edgecolor="k"))
+            ax.annotate("", xy=(x + out / 2, out + 0.02), xytext=(x + side / 2, 1.13),
+                        arrowprops=dict(arrowstyle="->", color="0.3"))
+            ax.text(x + side / 2 + 0.08, 0.55, f"k={r['kernel']}\ns={r['stride']}", fontsize="small", color="0.2")
+        ax.text(len(rows) * 1.3 - 0.1, 0.05, f"-> concat:\n{rows[0]['out_size']}x{rows[0]['out_size']}x"
+                f"{sum(r['out_width'] for r in rows)}", fontsize="small")
+        ax.set_xlim(-0.1, len(rows) * 1.3 + 0.9)
+        ax.set_ylim(-0.15, 2.6)
+        ax.set_aspect("equal")
+        ax.axis("off")
+        ax.set_title(label, fontsize="medium")
+    return plots.with_title(fig, title or "ROSA regions and Adaptive Stages", save_to=save_to)

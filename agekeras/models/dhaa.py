@@ -31,7 +31,8 @@ the paper's points instead of ARP, see `AlignedRegionPooling`), `fusion="fc"`
 (shared FC instead of the LSTM), `sub_losses=False`
 (the nine sub-network classifiers and their outputs are not built: their
 loss is removed, which is the same as a loss weight of 0, and the model is
-smaller by nine heads).
+smaller by nine heads). `templates` gives a sub-network an ARP region
+template of its own (e.g. a window on the other eye).
 
 Readings of the paper (also listed in notebook 04):
 
@@ -118,6 +119,7 @@ def build_dhaa(
     width=1.0,
     feature_dim=128,
     pooled_size=None,
+    templates=None,
     dropout=0.0,
     name="dhaa",
 ):
@@ -135,6 +137,14 @@ def build_dhaa(
         width: multiplier of the ResNet-18 filters (1.0 = ResNet-18).
         feature_dim: size of z, of the fusion LSTM and of each branch feature.
         pooled_size: ARP output size; default `pooled_size_for(H)`.
+        templates: optional dict sub-network name ("global2", "global3",
+            "local1", "local2", "local3") -> its own five-point region
+            template (5 x 2, the frame [-1, 1] of the region, see
+            `agekeras.layers.aligned_region_pooling.REGION_TEMPLATES`); that
+            sub-network then reads an ARP region named after it instead of
+            `REGION_OF[sub]`, e.g. `{"local1": right_eye}` for a window on
+            the other eye. The global-local sub-networks follow the maps of
+            their global and local partners.
         dropout: dropout before the final classifier.
         name: model name.
 
@@ -157,6 +167,10 @@ def build_dhaa(
     if not width > 0:
         raise ValueError(f"width must be positive; got {width}.")
     size = int(pooled_size or pooled_size_for(input_shape[0]))
+    templates = {str(k): v for k, v in (templates or {}).items()}
+    aligned = sorted(s for s in REGION_OF if REGION_OF[s] != "global1")  # global1 is the whole map
+    if set(templates) - set(aligned):
+        raise ValueError(f"templates: sub-networks with an aligned region are {aligned}; got {sorted(templates)}.")
 
     image = keras.Input(input_shape, name="image")
     landmarks = keras.Input((5, 2), name="landmarks")
@@ -167,9 +181,10 @@ def build_dhaa(
     need_local = "local" in branches or "global_local" in branches
     subs = [s for b, group in SUB_NETWORKS.items() for s in group[:3] if b != "global_local"]
     subs = [s for s in subs if (s.startswith("global") and need_global) or (s.startswith("local") and need_local)]
-    regions = [REGION_OF[s] for s in subs]
+    regions = [s if s in templates else REGION_OF[s] for s in subs]
     arp = AlignedRegionPooling(
         output_size=size, image_size=input_shape[:2], regions=regions,
+        templates={s: templates[s] for s in subs if s in templates} or None,
         mode="affine" if pooling == "arp" else "roi", name="arp",
     )  # fmt: skip
     maps = dict(zip(subs, arp([c_b1, landmarks])))
@@ -216,5 +231,5 @@ def build_dhaa(
 )
 def dhaa(input_shape=(64, 64, 3), num_classes=101, age_min=0, **kwargs):
     """DHAA (Args: input_shape, num_classes, age_min, branches, pooling, fusion,
-    sub_losses, width, feature_dim, pooled_size, dropout; see `build_dhaa`)."""
+    sub_losses, width, feature_dim, pooled_size, templates, dropout; see `build_dhaa`)."""
     return build_dhaa(input_shape=input_shape, num_classes=num_classes, age_min=age_min, **kwargs)

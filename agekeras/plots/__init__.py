@@ -25,6 +25,7 @@ plot call shows its figure exactly once, without `pyplot`.
 | `plot_tsne` | a t-SNE map of embeddings coloured by age | `predictions` |
 | `plot_predictions` | predicted vs true age | `predictions` |
 | `plot_error_by_age` | MAE per age bracket (numbers from `metrics.error_by_age`) | `predictions` |
+| `plot_largest_errors` | the faces with the largest errors, true and predicted age over each | `predictions` |
 | `plot_image_grid` | faces with optional boxes and landmark points | `images` |
 | `plot_overlays` | heat maps (e.g. attention masks) over images | `images` |
 | `plot_polygons` | images with polygon outlines (e.g. warped regions) and points | `images` |
@@ -45,12 +46,12 @@ from .charts import plot_bars, plot_curve, plot_grouped_bars, plot_lines, plot_s
 from .common import SAVE_DPI, figure_png, register_notebook_display, with_title
 from .history import plot_history
 from .images import plot_image_grid, plot_overlays, plot_polygons
-from .predictions import plot_error_by_age, plot_predictions, plot_tsne
+from .predictions import plot_error_by_age, plot_largest_errors, plot_predictions, plot_tsne
 
 __all__ = [
     "SAVE_DPI", "figure_png", "plot_bars", "plot_curve", "plot_error_by_age", "plot_grouped_bars", "plot_history",
-    "plot_image_grid", "plot_lines", "plot_overlays", "plot_polygons", "plot_predictions", "plot_scatter_labeled",
-    "plot_tsne", "register_notebook_display", "with_title",
+    "plot_image_grid", "plot_largest_errors", "plot_lines", "plot_overlays", "plot_polygons", "plot_predictions",
+    "plot_scatter_labeled", "plot_tsne", "register_notebook_display", "with_title",
 ]
 
 register_notebook_display()

@@ -15,10 +15,12 @@ def plot_tsne(
     seed=0,
     max_points=2000,
     title=None,
+    label="age",
+    like=None,
     ax=None,
     save_to=None,
 ):
-    """A 2-D t-SNE map of embeddings, coloured by age.
+    """A 2-D t-SNE map of embeddings, coloured by age (or any other value per row).
 
     Uses `sklearn.manifold.TSNE(init="pca", random_state=seed)`. With more
     than `max_points` rows, a seeded random subset of `max_points` rows (in
@@ -31,11 +33,16 @@ def plot_tsne(
 
     Args:
         embeddings: array `(n, d)` (e.g. a model's penultimate features).
-        ages: array `(n,)` of ages for the colours.
+        ages: array `(n,)` of ages (or other values, e.g. gender codes) for the colours.
         perplexity: t-SNE perplexity.
         seed: seed of the subsample and of t-SNE.
         max_points: most rows to embed.
         title: axes title; defaults to "t-SNE of <m> embeddings".
+        label: the colour bar's label.
+        like: a figure returned by `plot_tsne` for the same `embeddings`:
+            its map (`agekeras_coords`, `agekeras_index`) is coloured again
+            by `ages` instead of being computed anew, so that two colourings
+            (age, gender) show the same points at the same places.
         ax: optional `Axes` to draw into.
         save_to: optional PNG path.
 
@@ -55,23 +62,28 @@ def plot_tsne(
     ages = as_vector(ages)
     if len(ages) != len(embeddings):
         raise ValueError(f"{len(embeddings)} embeddings but {len(ages)} ages.")
-    index = np.arange(len(embeddings))
-    if len(index) > max_points:
-        rng = np.random.default_rng(seed)
-        index = np.sort(rng.choice(len(index), size=max_points, replace=False))
-    if len(index) < 4:
-        raise ValueError(f"t-SNE needs at least 4 points, got {len(index)}.")
-    tsne = TSNE(
-        n_components=2,
-        perplexity=min(float(perplexity), (len(index) - 1) / 3),
-        init="pca",
-        random_state=seed,
-    )
-    coords = tsne.fit_transform(embeddings[index])
+    if like is not None:
+        coords, index = np.asarray(like.agekeras_coords), np.asarray(like.agekeras_index)
+        if len(index) and index.max() >= len(embeddings):
+            raise ValueError(f"`like` maps rows up to {index.max()}, but there are {len(embeddings)} embeddings.")
+    else:
+        index = np.arange(len(embeddings))
+        if len(index) > max_points:
+            rng = np.random.default_rng(seed)
+            index = np.sort(rng.choice(len(index), size=max_points, replace=False))
+        if len(index) < 4:
+            raise ValueError(f"t-SNE needs at least 4 points, got {len(index)}.")
+        tsne = TSNE(
+            n_components=2,
+            perplexity=min(float(perplexity), (len(index) - 1) / 3),
+            init="pca",
+            random_state=seed,
+        )
+        coords = tsne.fit_transform(embeddings[index])
 
     fig, ax = new_axes(ax, figsize=(6, 5))
     points = ax.scatter(coords[:, 0], coords[:, 1], c=ages[index], cmap="viridis", s=8)
-    fig.colorbar(points, ax=ax, label="age")
+    fig.colorbar(points, ax=ax, label=label)
     ax.set_title(title or f"t-SNE of {len(index)} embeddings")
     ax.set_xticks([])
     ax.set_yticks([])
@@ -161,4 +173,57 @@ def plot_error_by_age(by_age, *, mae=None, ax=None, save_to=None):
     ax.set_xlabel("true age")
     ax.set_ylabel("MAE (years)")
     ax.set_title("MAE by age" if mae is None else f"MAE by age (overall {float(mae):.2f})")
+    return save_figure(fig, save_to)
+
+
+def plot_largest_errors(images, y_true, y_pred, *, n=8, ncols=8, title=None, ax=None, save_to=None):
+    """The `n` faces with the largest absolute error, largest first, each titled with its true and predicted age.
+
+    For error analysis: what the faces a model gets most wrong have in
+    common (age, pose, light, crop, a wrong label).
+
+    Args:
+        images: the faces, row `i` belonging to `y_true[i]`: an array `(N, H, W, 3)`,
+            a sequence of images, or a callable `i -> image` (e.g. reading
+            file `i`), so that only the `n` faces shown are read.
+        y_true: true ages `(N,)`.
+        y_pred: predicted ages `(N,)`.
+        n: how many faces to show (fewer when there are fewer faces).
+        ncols: most faces per row.
+        title: optional overall title of the figure.
+        ax: optional sequence of at least `n` `Axes`.
+        save_to: optional PNG path.
+
+    Returns:
+        The `Figure`; `fig.agekeras_index` holds the indices of the faces
+        shown, in order (ties keep the order of the faces).
+
+    Raises:
+        ValueError: `y_true` and `y_pred` differ in length, or `images` (an
+            array or sequence) holds another number of faces.
+
+    Example:
+
+    >>> fig = plot_largest_errors(test.images, test.age, predictions, n=8)
+    >>> fig.agekeras_index[:3]  # doctest: +SKIP
+    array([41, 7, 19])
+    """
+    from .common import with_title
+    from .images import plot_image_grid
+
+    y_true, y_pred = as_vector(y_true), as_vector(y_pred)
+    if len(y_true) != len(y_pred):
+        raise ValueError(f"{len(y_true)} true ages but {len(y_pred)} predictions.")
+    if not callable(images) and len(images) != len(y_true):
+        raise ValueError(f"{len(images)} images for {len(y_true)} ages.")
+    if not len(y_true):
+        raise ValueError("no faces to show")
+    errors = np.abs(y_pred - y_true)
+    index = np.argsort(-errors, kind="stable")[: int(n)]
+    faces = [images(int(i)) if callable(images) else images[int(i)] for i in index]
+    titles = [f"true {y_true[i]:.0f}, pred {y_pred[i]:.0f}" for i in index]
+    fig = plot_image_grid(faces, titles=titles, ncols=min(int(ncols), len(index)), ax=ax)
+    fig.agekeras_index = index
+    if title:
+        fig = with_title(fig, title)
     return save_figure(fig, save_to)

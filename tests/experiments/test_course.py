@@ -161,3 +161,56 @@ def test_nobody_to_ask_means_no_question_and_no_network(tmp_path, fake_fetch, mo
     monkeypatch.setattr(download, "reachable", lambda name, timeout=3.0: True)
     name, path, _ = _course(tmp_path, "paper").dataset("afad")
     assert name == "afad" and fake_fetch == ["afad"]
+
+
+def test_a_gpu_without_the_papers_data_runs_the_time_budgeted_mode(tmp_path, monkeypatch):
+    for var in ("AGEKERAS_MODE", "CI"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(course, "gpu_available", lambda: True)
+    mode, reason = course.choose_mode("01_vovnetv4", None, tmp_path, gpu=True)
+    assert mode == "cpu" and "afad" in reason
+    (tmp_path / "afad").mkdir()
+    (tmp_path / "afad" / "x.jpg").write_bytes(b"x")
+    assert course.choose_mode("01_vovnetv4", None, tmp_path, gpu=True) == ("paper", None)
+    assert course.choose_mode("02_attention_lstm", None, tmp_path, gpu=True)[0] == "cpu"
+    assert course.choose_mode("02_attention_lstm", "paper", tmp_path, gpu=True) == ("paper", None)  # asked for
+    monkeypatch.setenv("AGEKERAS_MODE", "paper")
+    assert course.choose_mode("03_daa", None, tmp_path, gpu=True) == ("paper", None)
+    monkeypatch.setattr(course, "gpu_available", lambda: False)
+    monkeypatch.delenv("AGEKERAS_MODE")
+    assert course.choose_mode("03_daa", None, tmp_path, gpu=False) == ("cpu", None)
+
+
+def test_every_paper_notebook_names_its_paper_datasets():
+    notebooks = sorted(p.stem for p in (pathlib.Path(__file__).resolve().parents[2] / "notebooks").glob("0[1-5]_*.ipynb"))
+    assert len(notebooks) == 5
+    for name in notebooks:
+        assert any(name.startswith(key) for key in course.PAPER_DATASETS), name
+
+
+def test_colab_offers_to_keep_the_runs_on_drive(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    mounted = []
+    colab = types.ModuleType("google.colab")
+    colab.drive = types.SimpleNamespace(mount=mounted.append)
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    monkeypatch.setattr(course, "DRIVE_RUNS_ROOT", str(tmp_path / "drive" / "agekeras_runs"))
+    monkeypatch.delenv("AGEKERAS_RUNS_ROOT", raising=False)
+    assert course.mount_drive_runs_root(None, ask=lambda q: "n") is None and not mounted
+    assert course.mount_drive_runs_root(False) is None
+    root = course.mount_drive_runs_root(None, ask=lambda q: "y")
+    assert root == tmp_path / "drive" / "agekeras_runs" and root.is_dir() and mounted == ["/content/drive"]
+    monkeypatch.setenv("AGEKERAS_RUNS_ROOT", str(tmp_path / "mine"))
+    assert course.mount_drive_runs_root(True) is None  # the user's own runs root wins
+    monkeypatch.delitem(sys.modules, "google.colab")
+    monkeypatch.delenv("AGEKERAS_RUNS_ROOT")
+    assert course.mount_drive_runs_root(True) is None  # not on Colab
+
+
+def test_the_smoke_test_note_is_printed_in_quick_mode_only(tmp_path, capsys):
+    _course(tmp_path, "quick").smoke_test_note()
+    assert "smoke test" in capsys.readouterr().out
+    _course(tmp_path, "cpu").smoke_test_note()
+    assert capsys.readouterr().out == ""

@@ -33,6 +33,10 @@ def test_save_templates_round_trips_into_a_builder(tmp_path):
     np.testing.assert_array_equal(bank.ages.numpy(), [20, 30, 40])
     with pytest.raises(ValueError, match=r"images \(n, H, W, 3\)"):
         X.save_templates(tmp_path / "bad.npz", np.zeros((3, 8, 8)), np.zeros(3))
+    read = X.read_templates(path)  # the dict form the notebook's builders take
+    np.testing.assert_array_equal(read["images"], images)
+    np.testing.assert_array_equal(read["ages"], [20, 30, 40])
+    assert read["images"].dtype == read["ages"].dtype == np.float32
 
 
 def test_interval_sweep_and_per_age_deltas_follow_eq9():
@@ -145,3 +149,14 @@ def test_paper_setting_adam_decays_weights_decoupled():
         np.testing.assert_allclose(np.asarray(w), want, rtol=1e-6)
     with pytest.raises(ValueError, match="weight_decay must be"):
         make_optimizer("adam", 0.1, -1.0)
+
+
+def test_training_label_names_data_size_and_budget():
+    """The figures' titles: data, image size and the budget (minutes when there is one, else epochs)."""
+    label = X.training_label
+    assert label(X.train_config(dataset="utkface", image_size=64, time_budget=15)) == "UTKFace, 64 px, 15 min"
+    assert label(X.train_config(dataset="synthetic", image_size=48, epochs=1)) == "synthetic faces, 48 px, 1 epoch"
+    assert label(X.train_config("paper_text", dataset="morph2")) == "MORPH II, 128 px, 200 epochs"
+    assert label(X.train_config(dataset="afad", image_size=64, epochs=3, time_budget=2.5)) == "afad, 64 px, 2.5 min"
+    with pytest.raises(ValueError, match="neither"):
+        label(X.train_config(dataset="utkface", epochs=None))

@@ -86,6 +86,66 @@ def test_region_figures_and_crops():
     assert len(fig.axes) == 4
 
 
+def test_rotate_faces_moves_pixels_and_landmarks_alike():
+    images = np.zeros((1, 33, 33, 3), "float32")
+    images[0, 15:18, 23:26] = 255.0  # a bright patch around (x, y) = (24, 16)
+    marks = np.tile([[24.0, 16.0]], (1, 5, 1)).astype("float32")
+    turned, moved = E.rotate_faces(images, marks, 90)
+    np.testing.assert_allclose(moved[0, 0], [16.0, 24.0], atol=1e-4)  # clockwise on screen (y points down)
+    weight = turned[0, ..., 0]
+    ys, xs = np.mgrid[:33, :33]
+    centre = [(xs * weight).sum() / weight.sum(), (ys * weight).sum() / weight.sum()]
+    np.testing.assert_allclose(centre, [16.0, 24.0], atol=1e-3)  # the patch went where its landmark went
+    same, kept = E.rotate_faces(images, marks, 0)
+    np.testing.assert_allclose(same, images, atol=1e-3)
+    np.testing.assert_allclose(kept, marks, atol=1e-5)
+
+
+def test_face_arrays_follow_the_dataset():
+    ds = load("synthetic", n=5, image_size=32, seed=1)
+    images, marks, ages = E.face_arrays(ds, 32, batch_size=2)
+    assert images.shape == (5, 32, 32, 3) and marks.shape == (5, 5, 2)
+    np.testing.assert_allclose(ages, ds.age)
+    np.testing.assert_allclose(marks, ds.landmarks, atol=1e-3)
+
+
+def _fake_run(path, model, best_weights, val_scores):
+    """A run folder as `train` leaves it: config (architecture), state, history and best.keras."""
+    from agekeras.runs import RunDir, write_json
+    from agekeras.training import architecture
+
+    run = RunDir(path).make()
+    write_json(run.path / "config.json", {"model": architecture(model)})
+    scores = list(val_scores)
+    write_json(run.path / "state.json", {"epochs_done": len(scores), "best": min(scores), "monitor": "val_age_mae",
+                                         "finished": True})
+    run.history_file.write_text("epoch,val_age_mae\n" + "".join(f"{i},{v!r}\n" for i, v in enumerate(scores)))
+    kept = model.get_weights()
+    model.set_weights(best_weights)
+    model.save(run.path / "best.keras")
+    model.set_weights(kept)
+    return run.path
+
+
+def test_with_best_weights_loads_best_unless_the_last_epoch_was_best(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="d")])
+    last = model.get_weights()
+    best = [w + 1.0 for w in last]
+    run = _fake_run(tmp_path / "a", model, best, [5.0, 4.0, 4.5])  # epoch 2 was best, not the last one
+    assert not E.last_epoch_was_best(run)
+    np.testing.assert_allclose(E.with_best_weights(model, run).get_weights()[0], best[0])
+    tie = _fake_run(tmp_path / "tie", model, best, [4.0, 4.5, 4.0])  # a tie is not an improvement: best.keras is epoch 0
+    assert not E.last_epoch_was_best(tie)
+    model.set_weights(last)
+    run = _fake_run(tmp_path / "b", model, best, [5.0, 4.5, 4.0])  # the last epoch was best: the object holds it
+    assert E.last_epoch_was_best(run)
+    np.testing.assert_allclose(E.with_best_weights(model, run).get_weights()[0], last[0])
+    other = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, name="d")])
+    with pytest.raises(ValueError, match="architecture"):
+        E.with_best_weights(other, run)
+
+
 def test_paper_numbers_match_the_results_file():
     """Every number of PAPER_RESULTS appears in the paper's results file."""
     if not PAPER.exists():

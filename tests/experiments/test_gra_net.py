@@ -38,6 +38,7 @@ def test_variants_cover_the_attention_types_and_the_two_gate_ends():
     fixed = sorted(v["gamma"] for v in E.FIG4_VARIANTS.values() if v.get("gamma_mode") == "fixed")
     assert fixed == [0.0, 1.0]
     assert E.run_name("mixed, gamma fixed 0") == "mixed_gamma_fixed_0"
+    assert E.run_name("mixed, no gate: (1 + K) F") == "mixed_no_gate_1_K_F"  # a folder name on any system
     rows = E.variant_result_rows({"a": {"mae": 7.0, "gender_accuracy": 0.8}}, dataset="d", size=32)
     assert rows == [{"method": "a", "MAE": 7.0, "gender acc": 0.8, "dataset": "d", "size": 32}]
 
@@ -90,9 +91,19 @@ def test_train_variants_and_shared_features(tmp_path):
     r = results["mixed, gamma learned"]
     assert np.isfinite(r["mae"]) and 0.0 <= r["gender_accuracy"] <= 1.0
     assert (tmp_path / "mixed_gamma_learned" / "best.keras").exists()
+    true, pred = E.predicted_ages(r["run_dir"])
+    assert true.shape == pred.shape and len(true) == r["n"]
+    assert np.mean(np.abs(true - pred)) == pytest.approx(r["mae"], abs=0.06)  # the faces scored (ages kept to 0.1)
+    with pytest.raises(FileNotFoundError, match="predictions"):
+        E.predicted_ages(tmp_path / "no_run")
     from agekeras.evaluation import load_run
 
-    model, _, _ = load_run(r["run_dir"])
+    model, _, saved = load_run(r["run_dir"])
+    fresh = agekeras.models.get("gra_net", input_shape=(32, 32, 3), num_classes=saved["num_classes"],
+                                age_min=saved["age_min"], **TINY)
+    assert E.with_best_weights(fresh, r["run_dir"]) is fresh
+    for a, b in zip(fresh.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)  # the scored checkpoint's weights, loaded into the object
     faces = datasets.load("synthetic", n=12, image_size=32)
     feats, ages = E.shared_features(model, faces, 32)
     assert feats.shape == (12, 8 * 32) and ages.shape == (12,)

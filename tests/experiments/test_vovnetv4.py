@@ -1,5 +1,6 @@
 """Notebook 01's experiments: the paper's tables, the modes' data, summaries and rows."""
 
+import dataclasses
 import pathlib
 
 import keras
@@ -83,6 +84,40 @@ def test_parameter_rows_count_the_head():
     assert row["trainable"] < row["params"]  # BatchNorm moving statistics are not trainable
 
 
+def test_train_config_carries_the_setting_and_the_prior_is_the_training_splits():
+    s = E.DataSetting("synthetic", None, {"n": 40, "age_range": (15, 40)}, "synthetic", 15, 40, 32, 1, None, 16,
+                      5e-4, 1, ("resnet34_coral",), lr_drops=[])
+    config = E.train_config(s, "resnet34_orcnn", "/tmp/x", model_kwargs={"dropout": 0.1})
+    assert (config.model, config.image_size, config.epochs, config.batch_size, config.lr, config.seed) == (
+        "resnet34_orcnn", 32, 1, 16, 5e-4, 1)
+    assert (config.age_min, config.num_classes, config.lr_drops, config.model_kwargs) == (15, 26, [], {"dropout": 0.1})
+    assert config.dataset_kwargs == {"n": 40, "age_range": (15, 40)} and config.out == "/tmp/x"
+    assert s.budget() == "1 epoch" and dataclasses.replace(s, time_budget=15.0).budget() == "15 min"
+    prior = E.train_prior(s)
+    # what agekeras.training gives a registered builder: the prior of the run's training faces
+    from agekeras import ages, training
+
+    splits, _ = training.load_splits(config)
+    assert np.allclose(prior, ages.age_prior(splits["train"].age, 15, 26)) and len(prior) == 26
+
+
+def test_coral_curves_and_adaptive_stage_figures():
+    rng = np.random.default_rng(0)
+    logits = np.sort(rng.normal(size=(30, 25)), axis=1)[:, ::-1] * 3
+    fig = E.plot_coral_curves(logits, rng.integers(15, 41, 30), 15, faces=4, title="t")
+    (ax,) = fig.axes
+    assert len([line for line in ax.lines if line.get_marker() == "."]) == 4 and fig._suptitle.get_text() == "t"
+    model = agekeras.models.get("vovnetv4", input_shape=(64, 64, 3), num_classes=6)
+    rows = E.adaptive_stage_shapes(model)
+    assert [(r["size"], r["kernel"], r["stride"], r["out_size"]) for r in rows] == [
+        (16, 8, 8, 2), (8, 4, 4, 2), (4, 2, 2, 2), (2, 1, 1, 2)]
+    assert [r["cycles"] for r in rows] == [1, 1, 4, 3]
+    fig = E.plot_adaptive_stages({"64 px": model})
+    assert "2x2x2560" in " ".join(t.get_text() for t in fig.axes[0].texts)
+    s = E.DataSetting("synthetic", None, {}, "UTKFace 15-40", 15, 40, 64, None, 15.0, 64, 5e-4, 1, ())
+    assert E.figure_title("MAE by age", s) == "MAE by age: VoVNetv4 + CORAL, UTKFace 15-40, 64 px, 15 min"
+
+
 @pytest.mark.slow
 def test_train_table_models_and_embedding(tmp_path):
     s = E.DataSetting("synthetic", None, {"n": 40, "age_range": (15, 40)}, "synthetic", 15, 40, 32, 1, None, 16,
@@ -91,3 +126,8 @@ def test_train_table_models_and_embedding(tmp_path):
     assert np.isfinite(results["resnet34_coral"]["mae"])
     emb, ages = E.embedding_and_ages(tmp_path / "resnet34_coral", max_faces=5)
     assert emb.shape == (5, 512) and ages.shape == (5,) and np.all((ages >= 15) & (ages <= 40))
+    out = E.run_outputs(tmp_path / "resnet34_coral", max_faces=5)
+    assert out["age_logits"].shape == (5, 25) and out["age_min"] == 15
+    # the count decode of the logits is the run's predicted age
+    p = 1 / (1 + np.exp(-out["age_logits"]))
+    assert np.allclose(out["age"], 15 + np.sum(p > 0.5, axis=1))

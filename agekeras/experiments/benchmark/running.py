@@ -24,8 +24,12 @@ PROTOCOL_FILE = "benchmark.json"
 """Where a benchmark folder records its protocol (`BenchmarkSpec.protocol`)."""
 
 
-def _check_protocol(spec):
-    """Record the protocol in OUT/benchmark.json; refuse a folder holding another one."""
+def check_protocol(spec):
+    """Record the protocol in OUT/benchmark.json; refuse a folder holding another one.
+
+    Raises:
+        ValueError: `spec.out` holds a benchmark with other settings (named).
+    """
     out = pathlib.Path(spec.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / PROTOCOL_FILE
@@ -64,6 +68,14 @@ def _dataset_has_landmarks(spec):
         logger.warning("%d of %d faces have no landmarks: models that need them use the canonical face there",
                        len(ds) - found, len(ds))  # fmt: skip
     return found > 0
+
+
+def landmarks_available(spec):
+    """Whether the models of `spec` that need landmarks (DHAA) can run: True
+    when none of them needs any, else whether the dataset has them (see
+    `skip_reason`)."""
+    needs = [m for m in spec.models if skip_reason(m, has_landmarks=False)]
+    return _dataset_has_landmarks(spec) if needs else True
 
 
 def has_softmax_age_head(model, image_size=64, model_kwargs=None):
@@ -131,9 +143,8 @@ def run_benchmark(spec, *, train_fn=None, print_fn=print):
     from agekeras import training
 
     train_fn = train_fn or training.train
-    _check_protocol(spec)
-    needs = [m for m in spec.models if skip_reason(m, has_landmarks=False)]
-    has_landmarks = _dataset_has_landmarks(spec) if needs else True
+    check_protocol(spec)
+    has_landmarks = landmarks_available(spec)
     skipped, failed = [], []
     jobs = [(m, s) for m in spec.models for s in spec.seeds]
     print_fn(f"benchmark: {len(spec.models)} models x {len(spec.seeds)} seeds; {spec.describe()}; out {spec.out}")
