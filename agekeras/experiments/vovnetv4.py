@@ -36,6 +36,7 @@ import numpy as np
 
 from agekeras import ages, evaluation, layers, training
 from agekeras.config import TrainConfig
+from agekeras.runs import RunDir
 from agekeras.models import registry
 
 #: Table I of the paper (its ablation): registry names, in the paper's order.
@@ -392,9 +393,11 @@ def run_outputs(run_dir, *, split="test", max_faces=1000):
         (the age of rank 1). Cached per checkpoint.
     """
     run = pathlib.Path(run_dir)
-    best = run / "best.keras"
-    ckpt = best if best.is_file() else run / "last.keras"
-    key = (str(run.resolve()), split, max_faces, ckpt.stat().st_mtime_ns if ckpt.is_file() else None)
+    try:
+        ckpt = RunDir(run).checkpoint()  # best.keras, else last.keras
+    except FileNotFoundError:
+        ckpt = None
+    key = (str(run.resolve()), split, max_faces, ckpt.stat().st_mtime_ns if ckpt is not None else None)
     if key in _OUTPUTS_CACHE:
         return _OUTPUTS_CACHE[key]
     model, config, saved = evaluation.load_run(run)
