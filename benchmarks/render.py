@@ -89,8 +89,8 @@ def real_photos_table(results, root=HERE / "results"):
     s = results["settings"]
     head = ("| model | UTKFace test MAE | its 90 % interval holds | FG-NET MAE | colour MAE (mean error) | "
             "greyscale MAE (mean error) | its 90 % interval holds | FG-NET photos |\n|---|---|---|---|---|---|---|---|\n")
-    return (f"The reference runs ({s.get('data_name', s['dataset'])}, {s['image_size']} px, {s['epochs']} epochs, seed "
-            f"{s['seeds'][0]}, flip at test time) on FG-NET's photos, each face detected and aligned like the training "
+    return (f"The reference runs (trained on {s.get('data_name', s['dataset'])} at {s['image_size']} px for {s['epochs']} "
+            f"epochs, seed {s['seeds'][0]}; flip at test time) on FG-NET's photos, each face detected and aligned like the training "
             f"crops (`evaluate --run RUN --dataset fgnet --split all --align utkface --flip`). The mean error is "
             f"predicted minus true age; the interval is the one `predict` states (`age_interval`, 90 %, its temperature "
             f"fitted on the validation faces), with its half-width in years.\n\n" + head + "\n".join(rows) + "\n")
