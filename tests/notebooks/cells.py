@@ -32,3 +32,20 @@ def run_tagged(prefix, tag, namespace):
     for source in sources:
         exec(compile(source, f"<{prefix} cell tagged {tag}>", "exec"), namespace)
     return namespace
+
+
+def train_and_check_it_is_that_object(model, config):
+    """`train(config, model=model)`; asserts it trained that very object (its weights
+    moved) and that the run records its architecture. Returns (metrics, saved config.json)."""
+    import numpy as np
+
+    from agekeras.training import architecture, train
+
+    before = [w.copy() for w in model.get_weights()]
+    result = train(config, model=model)
+    assert np.isfinite(result["mae"])
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    saved = json.loads((pathlib.Path(config.out) / "config.json").read_text())
+    assert saved["model"]["custom"] is True
+    assert saved["model"]["fingerprint"] == architecture(model)["fingerprint"]
+    return result, saved

@@ -1,16 +1,13 @@
 """Notebook 01 (VoVNetv4): the cell that wires the model is the model that trains."""
 
-import json
-import pathlib
 
 import keras
-import numpy as np
 
 import agekeras
 from agekeras import layers
 from agekeras.experiments import vovnetv4 as E
-from agekeras.training import TrainConfig, architecture, train
-from tests.notebooks.cells import run_tagged
+from agekeras.training import TrainConfig, architecture
+from tests.notebooks.cells import run_tagged, train_and_check_it_is_that_object
 
 
 def _setting(n=40):
@@ -28,15 +25,9 @@ def test_the_wire_model_cell_builds_vovnetv4_and_trains_that_object(tmp_path):
                                      age_prior=ns["prior"])
     assert architecture(model)["fingerprint"] == architecture(registered)["fingerprint"]
     assert [model.get_layer(f"adaptive_{r}").output.shape[1] for r in (1, 2, 3, 4)] == [1, 1, 1, 1]
-    before = [w.copy() for w in model.get_weights()]
     config = TrainConfig(model="vovnetv4", dataset="synthetic", dataset_kwargs={"n": 40, "age_range": (15, 40)},
                          image_size=32, epochs=1, batch_size=16, lr=5e-4, seed=1, age_min=15, num_classes=26,
                          out=str(tmp_path / "run"), verbose=0)
-    result = train(config, model=model)
-    assert np.isfinite(result["mae"])
     # train() trained the cell's object: its weights moved, and the run records its architecture
-    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
-    saved = json.loads((pathlib.Path(config.out) / "config.json").read_text())
-    assert saved["model"]["custom"] is True
-    assert saved["model"]["fingerprint"] == architecture(model)["fingerprint"]
+    result, saved = train_and_check_it_is_that_object(model, config)
 
