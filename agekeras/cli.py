@@ -207,11 +207,15 @@ def _data_args(p, default_dataset):
 
 def _benchmark_args(p):
     """The options of `benchmark`; `agekeras.experiments.benchmark.make_spec` fills what is left out."""
-    from agekeras.experiments.benchmark import (DEFAULT_MODELS, DEFAULT_RECIPE, DEFAULT_TIME_BUDGET, QUICK_FACES,
-                                                QUICK_IMAGE_SIZE, QUICK_MODELS, RECIPES)
+    from agekeras.experiments.benchmark import (ABLATIONS, DEFAULT_MODELS, DEFAULT_RECIPE, DEFAULT_TIME_BUDGET,
+                                                QUICK_FACES, QUICK_IMAGE_SIZE, QUICK_MODELS, RECIPES)
 
     p.add_argument("--models", type=_names, default=None, metavar="NAME,NAME",
                    help=f"comma-separated registry names (default: {','.join(DEFAULT_MODELS)})")
+    p.add_argument("--ablation", choices=sorted(ABLATIONS), default=None, metavar="PAPER",
+                   help="instead of --models: one paper's model and the same model without each of its components "
+                        f"(agekeras.experiments.benchmark.ABLATIONS), then their comparison; one of "
+                        f"{', '.join(sorted(ABLATIONS))}")
     _data_args(p, default_dataset=None)
     view = p.add_mutually_exclusive_group()
     view.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
@@ -587,12 +591,16 @@ def cmd_benchmark(a):
         spec = benchmark.make_spec(models=a.models, dataset=a.dataset, data_dir=a.data_dir, time_budget=a.time_budget,
                                    epochs=a.epochs, seeds=a.seeds, image_size=a.image_size, batch_size=a.batch_size,
                                    out=a.out, cross=a.cross, model_args=model_args, flip=a.flip, recipe=a.recipe,
-                                   quick=a.quick)
+                                   quick=a.quick, ablation=a.ablation)
         results = benchmark.run_benchmark(spec)
     except ValueError as e:  # e.g. an unknown model, or a folder holding another protocol
         print(f"python -m agekeras benchmark: error: {e}", file=sys.stderr)
         return 2
     print(benchmark.summary_table(results).to_markdown())
+    if a.ablation:
+        print()
+        print(benchmark.ablation_table(results, a.ablation).to_markdown())
+        print("\n".join(benchmark.ablation_findings(results, a.ablation)))
     return 1 if results["failed"] else 0
 
 

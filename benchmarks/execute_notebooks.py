@@ -16,6 +16,8 @@ cell). Then its outputs are cleaned for publishing:
   quick-mode test (`pytest --nbval-lax`) compares;
 - the exercises' solution cells (tagged `solution`) are not run: they are
   the student's to run (the quick-mode test runs them);
+- figures stored larger than `JPEG_FROM_BYTES` (grids of face photos) are
+  stored as JPEG instead of PNG, which keeps a notebook of faces small;
 - the notebook's metadata records the run (`agekeras.reference_run`: mode,
   minutes per model, date, seconds of execution).
 
@@ -38,6 +40,10 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MAX_BYTES = 2_000_000
 """The largest stored notebook, outputs included."""
+
+JPEG_FROM_BYTES = 120_000
+"""A stored PNG larger than this (photos of faces) is stored as JPEG instead."""
+JPEG_QUALITY = 85
 
 MACHINE_PATH = re.compile(r"(?<![\w<])/(?:work|tmp|home|root|Users|content|mnt|private|var/folders)/[^\s'\"<>)]*")
 """An absolute path of the machine that ran the notebook (what must not be published)."""
@@ -86,6 +92,33 @@ def scrub(nb, replacements):
             kept.append(output)
         cell["outputs"] = kept
     return nb
+
+
+def compress_images(nb, from_bytes=JPEG_FROM_BYTES, quality=JPEG_QUALITY):
+    """Store each PNG output larger than `from_bytes` as a JPEG (when that is smaller); returns bytes saved."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    saved = 0
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data") or {}
+            png = data.get("image/png")
+            if not png or len(png) <= from_bytes:
+                continue
+            image = Image.open(io.BytesIO(base64.b64decode(png))).convert("RGBA")
+            flat = Image.new("RGB", image.size, "white")
+            flat.paste(image, mask=image.getchannel("A"))  # transparency over white, as a notebook shows it
+            buffer = io.BytesIO()
+            flat.save(buffer, format="JPEG", quality=quality, optimize=True)
+            jpeg = base64.b64encode(buffer.getvalue()).decode()
+            if len(jpeg) < len(png):
+                saved += len(png) - len(jpeg)
+                del data["image/png"]
+                data["image/jpeg"] = jpeg
+    return saved
 
 
 def keep_checked_outputs(executed, original):
@@ -137,6 +170,7 @@ def execute(path, data_root, budget, timeout=None, kernel="python3"):
     for i, source in solutions.items():
         nb.cells[i].source, nb.cells[i].outputs, nb.cells[i].execution_count = source, [], None
     keep_checked_outputs(nb, original)
+    compress_images(nb)
     nb.metadata.setdefault("agekeras", {})["reference_run"] = {
         "mode": "cpu", "minutes_per_model": budget, "date": datetime.date.today().isoformat(),
         "execution_seconds": round(seconds)}

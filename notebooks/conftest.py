@@ -1,7 +1,7 @@
 """Checks on the executed notebooks (nbval runs each code cell as a test item).
 
 Every cell that draws with a `plot_*` function shows its figure as an image
-(`image/png`), no more images than it has plot calls, and no cell prints the
+(`image/png`, or `image/jpeg` for stored photos), no more images than it has plot calls, and no cell prints the
 text of a figure object (`<Figure size ...>`), which is what a figure that
 failed to render looks like.
 """
@@ -31,7 +31,7 @@ def check_figures(source, outputs):
     if any("<Figure size" in text for out in outputs for text in _texts(out)):
         problems.append("prints '<Figure size ...>' instead of drawing the figure")
     calls = len(PLOT_CALL.findall(_code(source)))
-    images = sum("image/png" in (out.get("data") or {}) for out in outputs)
+    images = sum(any(k in (out.get("data") or {}) for k in ("image/png", "image/jpeg")) for out in outputs)
     if calls and not images:
         problems.append(f"calls {calls} plot function(s) but shows no image (end the cell with the figure)")
     if images > max(calls, 1):

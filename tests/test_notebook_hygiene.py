@@ -72,3 +72,38 @@ def test_setup_cell_chooses_the_mode(path):
     text = path.read_text()
     for needle in ("../../shared", "sys.path." + "insert", "not available offline", "this machine", "our issue"):
         assert needle not in text, f"{path.name}: contains {needle!r}"
+
+
+def test_large_face_figures_are_stored_as_jpeg_and_small_plots_stay_png():
+    """A grid of face photos is stored as JPEG (a fraction of its PNG size), white where the PNG was transparent;
+    a small line plot keeps its PNG."""
+    import base64
+    import io
+
+    import nbformat
+    import numpy as np
+    from PIL import Image
+
+    X = _execute_notebooks()
+
+    def png(array):
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, format="PNG")
+        return base64.b64encode(buffer.getvalue()).decode()
+
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 256, (400, 400, 4), dtype=np.uint8)
+    faces[..., 3] = 255
+    faces[:50, :50, 3] = 0  # a transparent corner
+    plot = np.full((40, 40, 3), 255, np.uint8)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("show()", outputs=[
+        nbformat.v4.new_output("display_data", data={"image/png": png(faces), "text/plain": "<agekeras figure>"}),
+        nbformat.v4.new_output("display_data", data={"image/png": png(plot), "text/plain": "<agekeras figure>"})])])
+    big = len(nb.cells[0].outputs[0]["data"]["image/png"])
+    assert big > X.JPEG_FROM_BYTES
+    assert X.compress_images(nb) > 0
+    first, second = (o["data"] for o in nb.cells[0].outputs)
+    assert set(first) == {"image/jpeg", "text/plain"} and len(first["image/jpeg"]) < big / 2
+    assert "image/png" in second and "image/jpeg" not in second
+    corner = np.asarray(Image.open(io.BytesIO(base64.b64decode(first["image/jpeg"]))))[:40, :40]
+    assert corner.mean() > 240, "transparent pixels must become white, as a notebook shows them"

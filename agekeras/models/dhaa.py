@@ -233,3 +233,20 @@ def dhaa(input_shape=(64, 64, 3), num_classes=101, age_min=0, **kwargs):
     """DHAA (Args: input_shape, num_classes, age_min, branches, pooling, fusion,
     sub_losses, width, feature_dim, pooled_size, templates, dropout; see `build_dhaa`)."""
     return build_dhaa(input_shape=input_shape, num_classes=num_classes, age_min=age_min, **kwargs)
+
+
+def _single_branch(branch):
+    def builder(input_shape=(64, 64, 3), num_classes=101, age_min=0, **kwargs):
+        return build_dhaa(input_shape=input_shape, num_classes=num_classes, age_min=age_min, branches=(branch,),
+                          name=f"dhaa_{branch}", **kwargs)
+
+    builder.__name__ = f"dhaa_{branch}"
+    builder.__doc__ = (f"DHAA with its {branch} branch alone (its three sub-networks and their fusion): the "
+                       "single-branch ablation of Table 1 (keyword arguments as for `build_dhaa`).")
+    return builder
+
+
+for _branch in BRANCHES:
+    register(f"dhaa_{_branch}", paper="dhaa", needs_landmarks=True,
+             description=f"DHAA ablation: the {_branch} branch alone (Table 1)")(_single_branch(_branch))
+del _branch

@@ -60,6 +60,10 @@ ATTENTION_STAGES = {56: (1, 1, 1), 92: (1, 2, 3)}
 MASK_DEPTHS = (3, 2, 1)
 """Max-pooling levels of the soft mask branch per stage (56, 28, 14 px at 224 px input)."""
 
+NUM_PRE, NUM_TRUNK = 1, 2
+"""Units of every attention module: p before the split (and p after the fusion), t on the trunk branch
+(the Residual Attention Network's p = 1, t = 2)."""
+
 
 def group_index(age, group_edges=DECADES):
     """Age -> group index = number of edges <= age (tf ops; NumPy input works too)."""
@@ -112,6 +116,11 @@ def attention_features(
     and mask depths 3, 2, 1, and a last stage of three units with 32 x
     `base_filters` channels (the first with stride 2), as in Table 2 of the
     Residual Attention Network paper.
+
+    `attention="none"` keeps every module's trunk path (its `NUM_PRE` +
+    `NUM_TRUNK` + `NUM_PRE` residual units) and drops its soft mask branch and
+    gate: the same network without attention, the baseline of the
+    gated-attention ablation.
     """
     if depth not in ATTENTION_STAGES:
         raise ValueError(f"depth must be one of {sorted(ATTENTION_STAGES)}; got {depth!r}.")
@@ -123,8 +132,14 @@ def attention_features(
     for s, (n_modules, mask_depth) in enumerate(zip(ATTENTION_STAGES[depth], MASK_DEPTHS)):
         x = make_unit(base_filters * 4 * 2**s, 1 if s == 0 else 2, f"stage{s + 1}_unit")(x)
         for m in range(n_modules):
+            if attention == "none":  # the module's trunk path alone: p + t + p units, no mask, no gate
+                for k in range(2 * NUM_PRE + NUM_TRUNK):
+                    x = make_unit(base_filters * 4 * 2**s, 1, f"attention{s + 1}_{m + 1}_unit{k + 1}")(x)
+                continue
             x = GatedResidualAttention(
                 mask_depth=mask_depth,
+                num_pre=NUM_PRE,
+                num_trunk=NUM_TRUNK,
                 unit=unit,
                 cardinality=cardinality,
                 attention=attention,
@@ -184,13 +199,16 @@ def _build(name, input_shape, num_classes, age_min, group_edges, dropout, task="
     return keras.Model(inputs, {k: outputs[k] for k in names}, name=name)
 
 
+HEADS_TRAINING = {"paper": "gra_net", "losses": {"age": SmoothL1(name="age_smooth_l1")}, "loss_weights": LOSS_WEIGHTS,
+                  "targets": group_targets}
+"""How every network with GRA_Net's heads trains (registry fields): the smooth L1 on the age, `LOSS_WEIGHTS`,
+the age-group targets."""
+
+
 @register(
     "gra_net",
-    paper="gra_net",
     description="GRA_Net: gated residual attention (Attention-56/92) + gender, age-group and age heads",
-    losses={"age": SmoothL1(name="age_smooth_l1")},
-    loss_weights=LOSS_WEIGHTS,
-    targets=group_targets,
+    **HEADS_TRAINING,
 )
 def gra_net(
     input_shape=(32, 32, 3),
@@ -257,11 +275,8 @@ def gra_net(
 
 @register(
     "residual_attention56",
-    paper="gra_net",
     description="Residual Attention Network-56 ((1 + M) * F fusion, gamma fixed 0) with GRA_Net's heads",
-    losses={"age": SmoothL1(name="age_smooth_l1")},
-    loss_weights=LOSS_WEIGHTS,
-    targets=group_targets,
+    **HEADS_TRAINING,
 )
 def residual_attention56(
     input_shape=(32, 32, 3),
@@ -285,3 +300,18 @@ def residual_attention56(
         depth=56, base_filters=base_filters, unit=unit, cardinality=cardinality, attention=attention,
         gamma_mode="fixed", gamma=0.0, fusion="residual", stem=stem,
     )
+
+
+@register(
+    "gra_net_no_attention",
+    description="GRA_Net's network without attention: every module's trunk units, no mask branch, no gate (ablation)",
+    **HEADS_TRAINING,
+)
+def gra_net_no_attention(input_shape=(32, 32, 3), num_classes=101, age_min=0, group_edges=DECADES, dropout=0.0,
+                         task="joint", **body):
+    """GRA_Net without its attention: `attention_features(attention="none")`,
+    the same stem, stages, units and heads, each attention module replaced by
+    its trunk path; the baseline against which the gated residual attention
+    is measured (arguments as for `gra_net`, less the attention's own)."""
+    return _build("gra_net_no_attention", input_shape, num_classes, age_min, group_edges, dropout, task=task,
+                  attention="none", **body)

@@ -173,8 +173,14 @@ def vovnetv4(
     dropout=0.0,
     gender=False,
     age_prior=None,
+    head="coral",
 ):
     """VoVNetv4 + CORAL head (see `vovnetv4_features` for the arguments).
+
+    `head` ("coral" as in the paper, or "dex", "orcnn", "classification":
+    see `agekeras.models.baselines.age_model`) swaps the age head alone,
+    which is the paper's CORAL-versus-softmax comparison on the same network
+    (registered as "vovnetv4_dex").
 
     `age_prior` (P(class = k) of the training labels, length K; passed by
     `agekeras.training`) starts the CORAL biases at the labels' log-odds
@@ -188,14 +194,24 @@ def vovnetv4(
     return age_model(
         vovnetv4_features(cycles, share_weights, transition_filters, adaptive_size, adaptive_filters),
         input_shape=input_shape,
-        head="coral",
+        head=head,
         num_classes=num_classes,
         age_min=age_min,
         dropout=dropout,
         gender=gender,
-        name="vovnetv4",
+        name="vovnetv4" if head == "coral" else f"vovnetv4_{head}",
         age_prior=age_prior,
     )
+
+
+@register("vovnetv4_dex", paper=PAPER, description="VoVNetv4 with a softmax DEX head instead of CORAL (the head ablation)",
+          accepts_prior=True)
+def vovnetv4_dex(input_shape=(64, 64, 3), num_classes=101, age_min=0, **kwargs):
+    """VoVNetv4's ROSA regions and Adaptive Stages under a DEX head (softmax,
+    expected age): the network of "vovnetv4" with the age head alone changed,
+    for the CORAL-versus-softmax comparison at an equal recipe (keyword
+    arguments as for `vovnetv4`)."""
+    return vovnetv4(input_shape, num_classes, age_min, head="dex", **kwargs)
 
 
 @register("resnet34_ce", paper=PAPER, description="ResNet-34 + softmax classifier, cross-entropy (Table I)",

@@ -297,6 +297,7 @@ def test_cli_benchmark_malformed_options_exit_2(monkeypatch, capsys, argv, match
     (["--models", "resnet_nope"], "Unknown model"), (["--models", ","], "empty"),
     (["--models", "resnet18_dex", "--model-arg", "dhaa:width=1"], "not one of"),
     (["--dataset", "fgnet", "--data-dir", "d", "--cross", "fgnet:d"], "own dataset"),
+    (["--ablation", "daa", "--models", "resnet18_dex"], "not both"),
 ])
 def test_cli_benchmark_refused_options_exit_2_with_one_line(monkeypatch, capsys, argv, match):
     code, specs = _cli_benchmark(monkeypatch, argv)
@@ -409,3 +410,93 @@ def test_run_curve_and_cpu_share_skip_epochs_without_the_numbers(tmp_path):
     assert B.run_curve(tmp_path) == ([0.5, 1.5], [8.5, 7.0])
     assert B.run_cpu_others(tmp_path) == pytest.approx(0.2)
     assert B.run_curve(tmp_path / "none") == ([], []) and B.run_cpu_others(tmp_path / "none") is None
+
+
+# ----- each paper's component on and off (ABLATIONS) ------------------------------------------
+
+
+def test_every_ablation_names_registered_models_with_one_change_each():
+    import agekeras.models
+
+    names = set(agekeras.models.available())
+    for paper, a in B.ABLATIONS.items():
+        assert a["model"] in names and a["without"], paper
+        for model, what in a["without"].items():
+            assert model in names and model != a["model"] and what, (paper, model)
+        assert set(a.get("model_args", {})) <= {a["model"], *a["without"]}, paper
+
+
+def test_make_spec_of_an_ablation_trains_its_models_with_their_shared_arguments():
+    spec = B.make_spec(ablation="al_resnet", epochs=5, model_args={"ror34_dex": {"dropout": 0.5}})
+    assert spec.models == ("al_ror34", "ror34_dex") == B.ablation_models("al_resnet")
+    assert spec.model_args == {"al_ror34": {"small_input": True}, "ror34_dex": {"small_input": True, "dropout": 0.5}}
+    assert B.make_spec(ablation="dhaa").models[:2] == ("dhaa", "resnet18_dex")
+    with pytest.raises(ValueError, match="unknown ablation 'nope'"):
+        B.make_spec(ablation="nope")
+
+
+def _ablation_results(scores, key="mae_flip"):
+    """A results dict holding one run per (model, seed) with the given scores."""
+    runs = [{"model": m, "seed": s, "mae": v + 0.1, key: v} for m, by_seed in scores.items() for s, v in by_seed.items()]
+    return {"settings": {"cross": []}, "runs": runs, "summary": B.aggregate(runs)}
+
+
+def test_ablation_table_weighs_each_difference_against_the_seed_spread():
+    results = _ablation_results({
+        "dhaa": {0: 6.0, 1: 6.2, 2: 6.1},               # std 0.1
+        "resnet18_dex": {0: 6.5, 1: 6.7, 2: 6.6},       # +0.5, spread 0.1: the component helps
+        "dhaa_global": {0: 6.05, 1: 6.3, 2: 6.0},       # +0.05 on average, spread 0.16: within
+        "dhaa_local": {0: 5.0},                         # one seed: no spread yet
+        "dhaa_global_local": {0: 5.5, 1: 5.6, 2: 5.7},  # -0.5: better without
+    })
+    rows = {r["model"]: r for r in B.ablation_rows(results, "dhaa")}
+    assert list(rows) == ["dhaa", "resnet18_dex", "dhaa_global", "dhaa_local", "dhaa_global_local"]
+    assert rows["dhaa"]["delta"] is None and rows["dhaa"]["std"] == pytest.approx(0.1)
+    assert rows["resnet18_dex"]["delta"] == pytest.approx(0.5) and rows["resnet18_dex"]["beyond_spread"] is True
+    assert rows["dhaa_global"]["delta"] == pytest.approx(0.05 / 3) and rows["dhaa_global"]["beyond_spread"] is False
+    assert rows["dhaa_global"]["spread"] == pytest.approx(np.std([6.05, 6.3, 6.0], ddof=1))
+    assert rows["dhaa_local"]["delta"] == pytest.approx(-1.0) and rows["dhaa_local"]["beyond_spread"] is None
+    assert rows["dhaa_global_local"]["beyond_spread"] is True
+    table = B.ablation_table(results, "dhaa")
+    assert table.columns[3] == "MAE flip"
+    assert [(r["MAE flip"], r["difference"], r["beyond the seed spread"]) for r in table.rows][:2] == [
+        ("6.10 ± 0.10", "—", "—"), ("6.60 ± 0.10", "+0.50", "yes")]
+    findings = B.ablation_findings(results, "dhaa")
+    assert len(findings) == 4
+    assert "the component helps" in findings[0] and "does not separate" in findings[1]
+    assert "no seed spread" in findings[2] and "better without" in findings[3]
+
+
+def test_ablation_of_results_without_the_papers_model_says_so():
+    results = _ablation_results({"resnet18_dex": {0: 6.5}}, key="mae")
+    assert B.ablation_findings(results, "dhaa") == [
+        "dhaa has no finished run in these results: nothing to compare with."]
+    assert B.ablation_table(results, "dhaa").columns[3] == "MAE"
+
+
+def test_cli_benchmark_ablation_builds_its_spec_and_prints_the_comparison(monkeypatch, capsys):
+    def fake_run(spec):
+        results = _ablation_results({"daa_resnet18": {0: 9.0, 1: 9.2}, "daa_resnet18_plain": {0: 9.9, 1: 10.1}})
+        results["failed"] = []
+        return results
+
+    monkeypatch.setattr(B, "run_benchmark", fake_run)
+    assert cli.main(["benchmark", "--ablation", "daa", "--epochs", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "daa_resnet18_plain" in out and "+0.90" in out and "the component helps" in out
+
+
+def test_ablation_command_is_the_reference_protocol_for_that_paper(monkeypatch):
+    """The printed command builds the spec of the reference benchmark's protocol with the ablation's models."""
+    import shlex
+
+    command = B.ablation_command("al_resnet", data_dir="faces.csv")
+    code, (spec,) = _cli_benchmark(monkeypatch, shlex.split(command)[4:])
+    reference = B.load_committed(quiet=True)
+    assert code == 0 and spec.models == B.ablation_models("al_resnet") and spec.out == "runs/ablation_al_resnet"
+    assert spec.model_args["ror34_dex"] == {"small_input": True} and spec.seeds == (0, 1, 2)
+    if reference is not None:  # the same protocol as the committed reference benchmark
+        wanted = {k: v for k, v in reference["settings"].items() if k in spec.protocol() and k != "data_dir"}
+        assert {k: v for k, v in spec.protocol().items() if k in wanted} == wanted
+    with pytest.raises(ValueError, match="unknown ablation"):
+        B.ablation_name("resnet")

@@ -96,3 +96,14 @@ def test_reproduce_command_names_every_setting():
     for part in ("--epochs 5", "--seeds 0,1", "--recipe cpu", "--flip", "al_ror34:small_input=true",
                  "<UTKFace landmarks CSV>"):
         assert part in command
+
+
+def test_readme_ablation_command_is_the_one_the_code_prints():
+    """The README's `--ablation` example is `ablation_command` of its paper (one protocol, one home)."""
+    import re
+
+    text = (ROOT / "README.md").read_text().replace("\\\n    ", "")
+    lines = re.findall(r"python -m agekeras benchmark --ablation \w+[^\n]*", text)
+    assert lines, "the README shows no --ablation command"
+    for line in lines:
+        assert line.strip() == B.ablation_command(line.split()[5]), line

@@ -128,3 +128,14 @@ def test_bad_arguments():
         D.build_dhaa(**SMALL, pooling="max")
     with pytest.raises(ValueError, match="fusion"):
         D.build_dhaa(**SMALL, fusion="gru")
+
+
+@pytest.mark.parametrize("branch", ["global", "local", "global_local"])
+def test_single_branch_ablations_are_registered(branch):
+    """Table 1's single-branch rows: DHAA with one branch, its three sub-network classifiers and the fused head."""
+    model = agekeras.models.get(f"dhaa_{branch}", input_shape=(64, 64, 3), num_classes=20)
+    subs = sorted(k for k in model.output if k.startswith("age_probs_"))
+    assert len(subs) == 3 and set(model.output) == {"age", "age_probs", *subs}
+    assert agekeras.models.entry(f"dhaa_{branch}").needs_landmarks
+    full = agekeras.models.get("dhaa", input_shape=(64, 64, 3), num_classes=20)
+    assert model.count_params() < full.count_params()

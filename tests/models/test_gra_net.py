@@ -27,7 +27,7 @@ def _count(model):
 
 def test_registered_with_targets_and_losses():
     names = agekeras.models.available(paper="gra_net")
-    assert names == ["gra_net", "residual_attention56"]
+    assert names == ["gra_net", "gra_net_no_attention", "residual_attention56"]
     for name in names:
         e = entry(name)
         assert e.targets is group_targets and "age" in e.losses
@@ -200,3 +200,17 @@ def test_bad_arguments():
         agekeras.models.get("gra_net", input_shape=(16, 16, 3))
     with pytest.raises(ValueError, match="increasing"):
         agekeras.models.get("gra_net", group_edges=(30, 20), **TINY)
+
+
+def test_no_attention_network_is_gra_net_without_mask_branches_and_gates():
+    """The ablation baseline keeps every weight of GRA_Net but the soft mask branches and the gammas."""
+    from agekeras.layers import GatedResidualAttention
+
+    kwargs = dict(input_shape=(32, 32, 3), num_classes=20, base_filters=8, cardinality=4)
+    full = agekeras.models.get("gra_net", **kwargs)
+    plain = agekeras.models.get("gra_net_no_attention", **kwargs)
+    modules = [layer for layer in full.layers if isinstance(layer, GatedResidualAttention)]
+    assert modules and not any(isinstance(layer, GatedResidualAttention) for layer in plain.layers)
+    masks_and_gates = sum(m.mask_branch.count_params() + int(np.prod(m.gamma_logit.shape)) for m in modules)
+    assert plain.count_params() == full.count_params() - masks_and_gates
+    assert set(plain.output) == set(full.output)

@@ -60,7 +60,7 @@ def v4():
 
 def test_registry_names_and_reuse_of_resnet34_coral():
     assert agekeras.models.available(paper="vovnetv4") == [
-        "resnet34_ce", "resnet34_orcnn", "vovnet39", "vovnet57", "vovnetv4"
+        "resnet34_ce", "resnet34_orcnn", "vovnet39", "vovnet57", "vovnetv4", "vovnetv4_dex"
     ]
     assert agekeras.models.entry("resnet34_coral").paper == "foundation"  # reused, not re-registered
     assert {"resnet34_coral", "vovnet57", "vovnetv4"} <= set(agekeras.models.available())
@@ -220,3 +220,12 @@ def test_orcnn_model_is_not_rank_consistent_by_construction():
     logits = ops.convert_to_numpy(model(x, training=False)["age_logits"])
     diffs = logits - logits[:, :1]
     assert np.abs(diffs - diffs[:1]).max() > 1e-4  # no shared weight vector
+
+
+def test_vovnetv4_dex_changes_the_head_alone():
+    """CORAL versus softmax on the same network: only the head's parameters differ."""
+    coral = agekeras.models.get("vovnetv4", input_shape=(64, 64, 3), num_classes=26)
+    dex = agekeras.models.get("vovnetv4_dex", input_shape=(64, 64, 3), num_classes=26)
+    d = coral.get_layer("embedding").output.shape[-1]
+    assert dex.count_params() - coral.count_params() == (d * 26 + 26) - (d + 25)  # DEX: d x K + K; CORAL: d + K - 1
+    assert set(dex.output) == {"age", "age_probs"} and set(coral.output) == {"age", "age_logits"}

@@ -28,11 +28,11 @@ Train img/s of a run = epochs done x training faces / training seconds
 
 | module | holds |
 |---|---|
-| `spec` | `BenchmarkSpec`, `make_spec`, the default models and protocol, `PAPER_HEADLINES`, `CPU_RECIPE` |
+| `spec` | `BenchmarkSpec`, `make_spec`, the default models and protocol, `PAPER_HEADLINES`, `CPU_RECIPE`, `ABLATIONS` |
 | `running` | `run_benchmark`; its steps `check_protocol`, `landmarks_available`, `skip_reason`, `train_config` |
 | `results` | `benchmark_row` (one run), `aggregate` (over seeds), `collect`, `write_results`, `load_results` |
 | `committed` | `publish` a benchmark into the repository's `benchmarks/results/`, `load_committed` (`REFERENCE`) |
-| `report` | tables (`summary_table`, `runs_table`, ...), figures (`plot_mae_vs_minutes`, ...), `readme_markdown` |
+| `report` | tables (`summary_table`, `runs_table`, `ablation_table`, ...), figures (`plot_mae_vs_minutes`, ...), `readme_markdown` |
 
 Every public name is also here: `from agekeras.experiments import benchmark; benchmark.summary_table(results)`.
 
@@ -44,21 +44,22 @@ Example:
 >>> benchmark.summary_table(results)  # doctest: +SKIP
 """
 
-from .committed import REFERENCE, load_committed, publish, results_root
-from .report import (equal_epochs_table, group_table, mean_std, plot_mae_by_group, plot_mae_vs_minutes,
+from .committed import ABLATION_PREFIX, REFERENCE, ablation_name, load_committed, publish, results_root
+from .report import (ablation_command, ablation_findings, ablation_rows, ablation_table, equal_epochs_table, group_table, mean_std, plot_mae_by_group, plot_mae_vs_minutes,
                      plot_mae_vs_params, plot_mae_vs_speed, readme_markdown, reproduce_command, runs_table,
                      summary_table, write_figures)
 from .results import (SHARED_MACHINE, aggregate, at_equal_epochs, benchmark_row, collect, free_models, leader_at,
                       load_results, run_cpu_others, run_curve, run_dir, write_results)
 from .running import check_protocol, landmarks_available, recipe_settings, run_benchmark, skip_reason, train_config
-from .spec import (CPU_RECIPE, CPU_RECIPE_MINUTES, DEFAULT_MODELS, DEFAULT_RECIPE, DEFAULT_SEEDS, DEFAULT_TIME_BUDGET,
+from .spec import (ABLATIONS, CPU_RECIPE, CPU_RECIPE_MINUTES, DEFAULT_MODELS, DEFAULT_RECIPE, DEFAULT_SEEDS, DEFAULT_TIME_BUDGET,
                    MARK_MINUTES, METRICS, PAPER_HEADLINES, QUICK_BATCH_SIZE, QUICK_FACES, QUICK_IMAGE_SIZE,
-                   QUICK_MODELS, RECIPES, BenchmarkSpec, make_spec)
+                   QUICK_MODELS, RECIPES, BenchmarkSpec, ablation_models, make_spec)
 
 __all__ = [
-    "CPU_RECIPE", "CPU_RECIPE_MINUTES", "DEFAULT_MODELS", "DEFAULT_RECIPE", "DEFAULT_SEEDS", "DEFAULT_TIME_BUDGET",
+    "ABLATIONS", "ABLATION_PREFIX", "ablation_command", "ablation_name", "CPU_RECIPE", "CPU_RECIPE_MINUTES", "DEFAULT_MODELS", "DEFAULT_RECIPE", "DEFAULT_SEEDS", "DEFAULT_TIME_BUDGET",
     "MARK_MINUTES", "METRICS", "PAPER_HEADLINES", "QUICK_BATCH_SIZE", "QUICK_FACES", "QUICK_IMAGE_SIZE",
-    "QUICK_MODELS", "RECIPES", "REFERENCE", "SHARED_MACHINE", "BenchmarkSpec", "aggregate", "at_equal_epochs",
+    "QUICK_MODELS", "RECIPES", "REFERENCE", "SHARED_MACHINE", "BenchmarkSpec", "ablation_findings",
+    "ablation_models", "ablation_rows", "ablation_table", "aggregate", "at_equal_epochs",
     "benchmark_row", "check_protocol", "collect", "equal_epochs_table", "free_models", "group_table",
     "landmarks_available", "leader_at", "load_committed", "load_results", "make_spec", "mean_std", "plot_mae_by_group",
     "plot_mae_vs_minutes", "plot_mae_vs_params", "plot_mae_vs_speed", "publish", "readme_markdown", "recipe_settings",

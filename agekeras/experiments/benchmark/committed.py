@@ -28,6 +28,8 @@ from .results import RESULTS_CSV, RESULTS_JSON, run_dir
 #: The committed benchmark the course's tables show: every paper model and
 #: baseline with the CPU recipe (`RECIPES["cpu"]`), equal epochs.
 REFERENCE = "utkface_cpu_recipe_equal_epochs"
+#: The committed runs of `ABLATIONS[paper]` are in `benchmarks/results/<ABLATION_PREFIX><paper>`.
+ABLATION_PREFIX = "ablation_"
 #: Environment variable naming another results folder (default: the
 #: repository's `benchmarks/results/`).
 RESULTS_ENV = "AGEKERAS_RESULTS"
@@ -80,6 +82,15 @@ def load_committed(name=REFERENCE, root=None, *, quiet=False):
                   "repository (clone it to see them).")
         return None
     return read_json(path)
+
+
+def ablation_name(paper):
+    """The folder of `benchmarks/results/` holding the committed runs of `ABLATIONS[paper]`."""
+    from .spec import ABLATIONS
+
+    if paper not in ABLATIONS:
+        raise ValueError(f"unknown ablation {paper!r}: choose one of {', '.join(ABLATIONS)}")
+    return ABLATION_PREFIX + paper
 
 
 def _scrub(value, replacements):

@@ -8,6 +8,7 @@ Every function takes the results dict of `collect` / `load_results`:
 | `runs_table` (one line per run) | `plot_mae_vs_params` |
 | `group_table` (MAE by age, gender or race) | `plot_mae_vs_speed` |
 | `equal_epochs_table` (the models after the same epochs) | `plot_mae_by_group` |
+| `ablation_table`, `ablation_findings`, `ablation_command` (a paper's component on and off) | |
 
 `readme_markdown` is the README's results block; `write_figures` saves every figure.
 """
@@ -120,6 +121,110 @@ def group_table(results, group):
     lines = [{"model": s["model"], **{k[len(prefix):]: mean_std(s.get(k), s.get(f"{k}_std")) for k in keys}}
              for s in results["summary"]]
     return ResultsTable(columns, lines)
+
+
+def _score_key(results):
+    """"mae_flip" when the benchmark scored with flip, else "mae"."""
+    return "mae_flip" if any(r.get("mae_flip") is not None for r in results["runs"]) else "mae"
+
+
+def ablation_rows(results, paper):
+    """One dict per model of `ABLATIONS[paper]` that `results` holds: its seeds'
+    scores and, beside the paper's model, the difference to it.
+
+    A model's score is its test MAE with flip where the benchmark has it (else
+    the MAE). `delta` is the mean over the shared seeds (the same split for
+    both) of its score minus the paper model's: positive means worse without the
+    component. `spread` is the larger of the two models' seed standard
+    deviations; `beyond_spread` is True/False when both have at least two seeds
+    (None before: one seed has no spread).
+    """
+    from .spec import ABLATIONS
+
+    spec = ABLATIONS[paper]
+    key = _score_key(results)
+    scores = {}
+    for r in results["runs"]:
+        if r.get(key) is not None and math.isfinite(r[key]):
+            scores.setdefault(r["model"], {})[r["seed"]] = float(r[key])
+    on = scores.get(spec["model"], {})
+    rows = []
+    for model in (spec["model"], *spec["without"]):
+        mine = scores.get(model)
+        if not mine:
+            continue
+        values = list(mine.values())
+        row = {"model": model, "differs": spec["without"].get(model, "the paper's model"), "seeds": sorted(mine),
+               "mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
+               "delta": None, "spread": None, "beyond_spread": None}
+        shared = sorted(set(mine) & set(on))
+        if model != spec["model"] and shared:
+            row["delta"] = float(np.mean([mine[s] - on[s] for s in shared]))
+            if len(mine) > 1 and len(on) > 1:
+                row["spread"] = float(max(np.std(values, ddof=1), np.std(list(on.values()), ddof=1)))
+                row["beyond_spread"] = bool(abs(row["delta"]) > row["spread"])
+        rows.append(row)
+    return rows
+
+
+def ablation_command(paper, data_dir="<UTKFace landmarks CSV>"):
+    """The command that trains `ABLATIONS[paper]` (with its shared builder arguments) under the
+    reference benchmark's protocol (the CPU recipe, 5 epochs, flip, seeds 0-2) into `runs/ablation_<paper>`."""
+    from .committed import ablation_name
+
+    return (f"python -m agekeras benchmark --ablation {paper} --dataset csv --data-dir {data_dir} --epochs 5 "
+            f"--seeds 0,1,2 --image-size 64 --batch-size 64 --recipe cpu --flip --out runs/{ablation_name(paper)}")
+
+
+def ablation_table(results, paper):
+    """The paper's model beside the same model without each component (`ABLATIONS[paper]`):
+    MAE mean ± std over seeds, the difference to the paper's model and whether it exceeds
+    the seed spread (see `ablation_rows`).
+
+    Returns:
+        An `agekeras.tables.ResultsTable`.
+    """
+    from agekeras.tables import ResultsTable
+
+    score = "MAE flip" if _score_key(results) == "mae_flip" else "MAE"
+    columns = ["model", "what differs", "seeds", score, "difference", "beyond the seed spread"]
+    lines = [{"model": r["model"], "what differs": r["differs"], "seeds": ",".join(map(str, r["seeds"])),
+              score: mean_std(r["mean"], r["std"]),
+              "difference": "—" if r["delta"] is None else f"{r['delta']:+.2f}",
+              "beyond the seed spread": {None: "—", True: "yes", False: "no"}[r["beyond_spread"]]}
+             for r in ablation_rows(results, paper)]
+    return ResultsTable(columns, lines)
+
+
+def ablation_findings(results, paper):
+    """What the ablation's evidence supports, one sentence per model without the component."""
+    from .spec import ABLATIONS
+
+    rows = ablation_rows(results, paper)
+    model = ABLATIONS[paper]["model"]
+    if not any(r["model"] == model for r in rows):
+        return [f"{model} has no finished run in these results: nothing to compare with."]
+    out = []
+    for r in rows:
+        if r["model"] == model:
+            continue
+        head = f"{r['model']} ({r['differs']})"
+        if r["delta"] is None:
+            out.append(f"{head}: no seed shared with {model}.")
+        elif r["beyond_spread"] is None:
+            out.append(f"{head}: {r['delta']:+.2f} years against {model} on seed(s) "
+                       f"{','.join(map(str, r['seeds']))}; with fewer than two seeds each there is no seed spread "
+                       "to weigh the difference against yet.")
+        elif not r["beyond_spread"]:
+            out.append(f"{head}: {r['delta']:+.2f} years, within the seed spread (±{r['spread']:.2f}): "
+                       "the evidence does not separate it from the paper's model.")
+        elif r["delta"] > 0:
+            out.append(f"{head}: {r['delta']:+.2f} years, beyond the seed spread (±{r['spread']:.2f}): "
+                       "the component helps at this recipe and budget.")
+        else:
+            out.append(f"{head}: {r['delta']:+.2f} years, beyond the seed spread (±{r['spread']:.2f}): "
+                       "the model does better without the component at this recipe and budget.")
+    return out
 
 
 def readme_markdown(results):

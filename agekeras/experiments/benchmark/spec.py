@@ -48,6 +48,29 @@ RECIPES = {
 }
 DEFAULT_RECIPE = "default"
 
+#: Each paper's own claim as a comparison at one recipe: paper -> the paper's
+#: model ("model") and the models that differ from it by one component
+#: ("without": registry name -> what it leaves out), same trunk where the paper
+#: has one, and the builder arguments they share ("model_args", optional). `benchmark --ablation PAPER` trains them; `ablation_table` compares.
+ABLATIONS = {
+    "vovnetv4": {"model": "vovnetv4", "without": {
+        "vovnet57": "plain OSA stages instead of ROSA + Adaptive Stages (the same OSA blocks, CORAL head)",
+        "vovnetv4_dex": "a softmax (DEX) head instead of CORAL (the same network)"}},
+    "al_resnet": {"model": "al_ror34", "without": {
+        "ror34_dex": "the global head alone (no attention-LSTM locator, no local head)"},
+        # the RoR trunk's small-input stem at 64 px, as in the benchmark's al_ror34 (and for both)
+        "model_args": {"al_ror34": {"small_input": True}, "ror34_dex": {"small_input": True}}},
+    "daa": {"model": "daa_resnet18", "without": {
+        "daa_resnet18_plain": "the same encoder without the DAA module (FC regression)"}},
+    "dhaa": {"model": "dhaa", "without": {
+        "resnet18_dex": "the Res18+EX baseline (whole face, no regions, no fusion)",
+        "dhaa_global": "the global branch alone", "dhaa_local": "the local branch alone",
+        "dhaa_global_local": "the global-local branch alone"}},
+    "gra_net": {"model": "gra_net", "without": {
+        "gra_net_no_attention": "no attention: each module's trunk units alone (no mask branch, no gate)",
+        "residual_attention56": "attention without the gate: (1 + M) x F, as in the Residual Attention Network"}},
+}
+
 DEFAULT_SEEDS = (0, 1, 2)
 #: Minutes at which the curves say which model leads.
 MARK_MINUTES = (1, 5, 15)
@@ -150,7 +173,8 @@ class BenchmarkSpec:
 
 
 def make_spec(*, models=None, dataset=None, data_dir=None, time_budget=None, epochs=None, seeds=None, image_size=None,
-              batch_size=None, out="runs/bench", cross=(), model_args=None, flip=False, recipe=None, quick=False):
+              batch_size=None, out="runs/bench", cross=(), model_args=None, flip=False, recipe=None, quick=False,
+              ablation=None):
     """The checked `BenchmarkSpec` of the benchmark's options; None picks the default.
 
     The defaults are those of the full benchmark (`DEFAULT_MODELS` on
@@ -171,6 +195,8 @@ def make_spec(*, models=None, dataset=None, data_dir=None, time_budget=None, epo
         flip: also report the test MAE with flip test-time averaging.
         recipe: a key of `RECIPES` (default `DEFAULT_RECIPE`).
         quick: the quick defaults above.
+        ablation: a key of `ABLATIONS`: its paper's model and the models
+            without its component (when `models` is not given).
 
     Returns:
         A `BenchmarkSpec`.
@@ -178,7 +204,8 @@ def make_spec(*, models=None, dataset=None, data_dir=None, time_budget=None, epo
     Raises:
         ValueError: an unknown or repeated model, no model or seed, both
             `time_budget` and `epochs`, builder arguments of a model that is
-            not benchmarked, or a cross dataset that is the benchmark's own.
+            not benchmarked, a cross dataset that is the benchmark's own, or
+            an unknown ablation.
 
     Example:
 
@@ -188,7 +215,16 @@ def make_spec(*, models=None, dataset=None, data_dir=None, time_budget=None, epo
     """
     from agekeras import models as registry
 
-    names = tuple(models) if models is not None else (QUICK_MODELS if quick else DEFAULT_MODELS)
+    if ablation is not None and ablation not in ABLATIONS:
+        raise ValueError(f"unknown ablation {ablation!r}: choose one of {', '.join(ABLATIONS)}")
+    if ablation is not None and models is not None:
+        raise ValueError("give the models or an ablation (which names its models), not both")
+    if models is not None:
+        names = tuple(models)
+    elif ablation is not None:
+        names = ablation_models(ablation)
+    else:
+        names = QUICK_MODELS if quick else DEFAULT_MODELS
     if not names:
         raise ValueError("no model to benchmark: the models list is empty")
     for name in names:
@@ -209,7 +245,9 @@ def make_spec(*, models=None, dataset=None, data_dir=None, time_budget=None, epo
         if name == dataset and folder == data_dir:
             raise ValueError(f"cross dataset {name}:{folder} is the benchmark's own dataset: its test MAE is "
                              "already reported")
-    model_args = {m: dict(kw) for m, kw in (model_args or {}).items()}
+    defaults = ABLATIONS[ablation].get("model_args", {}) if ablation is not None else {}
+    given = model_args or {}
+    model_args = {m: {**defaults.get(m, {}), **given.get(m, {})} for m in dict.fromkeys([*defaults, *given])}
     for model in model_args:
         if model not in names:
             raise ValueError(f"builder arguments for {model!r}, which is not one of the benchmarked models "
@@ -228,3 +266,15 @@ def make_spec(*, models=None, dataset=None, data_dir=None, time_budget=None, epo
                          time_budget=time_budget, epochs=epochs, seeds=seeds, image_size=image_size,
                          batch_size=batch_size, out=str(out), cross=cross, model_args=model_args, flip=bool(flip),
                          recipe=recipe)
+
+
+def ablation_models(paper):
+    """The registry names of `ABLATIONS[paper]`: the paper's model first, then those without its component.
+
+    Example:
+
+    >>> ablation_models("daa")
+    ('daa_resnet18', 'daa_resnet18_plain')
+    """
+    a = ABLATIONS[paper]
+    return (a["model"], *a["without"])
