@@ -117,13 +117,20 @@ def compile_model(model, config: TrainConfig, entry, num_classes):
     return model
 
 
+_NOT_ARCHITECTURE = ("name", "inbound_nodes", "input_layers", "output_layers", "shared_object_id",
+                     "age_prior")  # Keras' per-session names and graph wiring; the head's initial bias (data, not design)
+
+
 def _strip_names(obj):
-    """A layer config without the names Keras numbers per session (dense_3)."""
+    """A layer config without the names Keras numbers per session (dense_3) and without the
+    starting values taken from the data (a head's `age_prior`); floats to 6 significant digits,
+    so that a model saved and loaded again has the fingerprint it was trained with."""
     if isinstance(obj, dict):
-        return {k: _strip_names(v) for k, v in obj.items() if k not in ("name", "inbound_nodes", "input_layers",
-                                                                         "output_layers", "shared_object_id")}
+        return {k: _strip_names(v) for k, v in obj.items() if k not in _NOT_ARCHITECTURE}
     if isinstance(obj, (list, tuple)):
         return [_strip_names(v) for v in obj]
+    if isinstance(obj, float):
+        return float(f"{obj:.6g}")
     return obj
 
 

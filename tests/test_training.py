@@ -448,3 +448,19 @@ def test_quick_mode_turns_eager_training_on(monkeypatch):
     assert not T.run_eagerly()
     course.setup("00_getting_started", mode="quick", verbose=False)
     assert T.run_eagerly()
+
+
+def test_fingerprint_survives_save_and_load_of_a_model_with_a_data_prior(tmp_path):
+    """The head's age prior (the training labels, renormalised on load) is not architecture: a trained model
+    loaded from its .keras file has the fingerprint its run recorded; another width still differs."""
+    from agekeras.training import architecture
+
+    prior = np.full(110, 1 / 110)  # renormalised when loaded: 0.009090909090909092 -> ...094
+    import agekeras.models
+
+    model = agekeras.models.get("resnet18_dex", input_shape=(32, 32, 3), num_classes=110, age_min=1, age_prior=prior)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    assert architecture(loaded)["fingerprint"] == architecture(model)["fingerprint"]
+    other = agekeras.models.get("resnet18_dex", input_shape=(32, 32, 3), num_classes=111, age_min=1)
+    assert architecture(other)["fingerprint"] != architecture(model)["fingerprint"]
