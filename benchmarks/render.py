@@ -47,7 +47,31 @@ def readme_blocks(results):
     return {"benchmark": lambda _: benchmark.readme_markdown(results),
             "benchmark_command": lambda _: benchmark.reproduce_command(results),
             "benchmark_figures": lambda _: figure_table(results),
-            "real_photos": lambda _: real_photos_table(results)}
+            "real_photos": lambda _: real_photos_table(results),
+            "ablations": lambda _: ablations_markdown()}
+
+
+def ablations_markdown(root=HERE / "results"):
+    """README.md's section-2 tables: for each paper whose comparison is
+    committed (`benchmarks/results/ablation_<paper>/`), its model beside the same
+    model without each component, and the generated findings."""
+    from agekeras.experiments import benchmark
+
+    names = {model: paper for paper, model in KEY_FIGURES}
+    parts, missing = [], []
+    for paper, spec in benchmark.ABLATIONS.items():
+        results = benchmark.load_committed(benchmark.ablation_name(paper), root=root, quiet=True)
+        if results is None:
+            missing.append(paper)
+            continue
+        s = results["settings"]
+        parts.append(f"**{names[spec['model']]}** ({s.get('data_name', s['dataset'])}, {s['image_size']} px, {s['epochs']} epochs, "
+                     f"seeds {', '.join(str(x) for x in s['seeds'])}; MAE with flip, difference = without minus with):\n\n"
+                     + benchmark.ablation_table(results, paper).to_markdown() + "\n\n"
+                     + "\n".join(f"- {line}" for line in benchmark.ablation_findings(results, paper)))
+    if missing:
+        parts.append("The other papers' comparisons train with " + ", ".join(f"`--ablation {p}`" for p in missing) + ".")
+    return "\n\n".join(parts) + "\n"
 
 
 #: The FG-NET metrics file of a reference run: `evaluate --run RUN --dataset fgnet --split all --align utkface --flip`.

@@ -46,3 +46,24 @@ def test_readme_benchmark_blocks_come_from_the_reference(name):
     text = (ROOT / "README.md").read_text()
     block = text[text.index(f"<!-- results:{name}:start -->"):text.index(f"<!-- results:{name}:end -->")]
     assert _render().readme_blocks(results)[name](None).strip() in block
+
+
+def test_ablations_block_shows_each_committed_comparison_and_names_the_others(tmp_path):
+    import shutil
+
+    from agekeras.experiments import benchmark
+
+    render = _render()
+    committed = ROOT / "benchmarks" / "results"
+    papers = [p for p in benchmark.ABLATIONS if (committed / benchmark.ablation_name(p)).is_dir()]
+    assert papers, "no committed ablation to render"
+    text = render.ablations_markdown(committed)
+    for paper in benchmark.ABLATIONS:
+        model = benchmark.ABLATIONS[paper]["model"]
+        assert (f"| {model} " in text) == (paper in papers)
+        assert (f"`--ablation {paper}`" in text) == (paper not in papers)
+    # one comparison alone: only its table, every other paper named once
+    shutil.copytree(committed / benchmark.ablation_name(papers[0]), tmp_path / benchmark.ablation_name(papers[0]))
+    one = render.ablations_markdown(tmp_path)
+    assert one.count("the paper's model") == 1
+    assert all(one.count(f"`--ablation {p}`") == 1 for p in benchmark.ABLATIONS if p != papers[0])
