@@ -750,6 +750,37 @@ def fgnet_alignment(results=RESULTS):
             f"than UTKFace's ({meta['date']}).")
 
 
+def photo_sensitivity(results=RESULTS):
+    meta, rows = read_json("photo_sensitivity", results), read_csv("photo_sensitivity", results)
+    runs = list(meta["runs"])
+    cell = {(r["run"], r["view"]): r for r in rows}
+    views = list(dict.fromkeys(r["view"] for r in rows))
+    under = next(k for k in rows[0] if k.startswith("shift_under_")).rsplit("_", 1)[1]
+
+    def shift(r):
+        return f"{num(r['mae'], 2)} ({float(r['shift']):+.1f} / {float(r[f'shift_under_{under}']):+.1f})"
+
+    body = [[v] + [shift(cell[(run, v)]) for run in runs] for v in views]
+    first = meta["runs"][runs[0]]
+    lines = [f"What a model reads as age: the {num(first['test_faces'])} UTKFace test faces of its split, each changed one "
+             f"way at a time, scored again with flip ({meta['date']}, `{meta['command']}`). Each cell gives the MAE and, "
+             f"in brackets, how far the change moves the same face's predicted age on average (all faces / under "
+             f"{under}). ResNet-18 DEX, {first['image_size']} px, {first['epochs']} epochs, the CPU recipe's loss; the "
+             "columns differ only in the training augmentation.", "",
+             table(["change"] + runs, body, "l" + "r" * len(runs)), ""]
+    for run in runs:
+        moves = [cell[(run, v)] for v in views[1:]]
+        top = max(moves, key=lambda r: abs(float(r["shift"])))
+        line = f"- {run}: the largest move is {top['view']} ({float(top['shift']):+.1f} years)"
+        fg = meta["runs"][run].get("fgnet")
+        if not fg:
+            lines.append(line + ".")
+        else:
+            lines.append(line + f"; FG-NET MAE {num(fg['mae'], 2)} on {num(fg['photos'])} photos (mean error: colour "
+                         f"{float(fg['colour_mean_error']):+.1f}, greyscale {float(fg['greyscale_mean_error']):+.1f}).")
+    return "\n".join(lines)
+
+
 def torch_tests(results=RESULTS):
     t = read_json("torch_tests", results)
     return (f"Last run on {t['date']} (Keras {t['keras']}, torch {t['torch']}): {t['passed']} passed, "
@@ -781,6 +812,7 @@ README_BLOCKS = {
     "quickstart": quickstart,
     "recipe": recipe_score,
     "fgnet_alignment": fgnet_alignment,
+    "photo_sensitivity": photo_sensitivity,
     "torch_tests": torch_tests,
 }
 """The blocks of README.md rendered here (its `benchmark` blocks come from a benchmark's results.json)."""
