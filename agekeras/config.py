@@ -13,6 +13,33 @@ import json
 import numpy as np
 
 DATASET_ALIGNMENT = {"utkface": "utkface"}
+#: Datasets whose faces are whole images by construction (no photo framing to match).
+WHOLE_IMAGE_DATASETS = ("synthetic",)
+
+
+def unaligned_photos_warning(config, where):
+    """The one-line warning for photos scored by a run that records no face
+    alignment, or None when there is nothing to warn about.
+
+    A run trained on a dataset without a known framing (e.g. a `csv` of
+    UTKFace crops) records `align=None`; `predict` and cross-dataset
+    `evaluate` then feed each photo whole (its centre crop), which is only
+    right when the training faces were whole images too.
+
+    Args:
+        config: the run's `TrainConfig`.
+        where: the run's name for the message.
+
+    Example:
+
+    >>> unaligned_photos_warning(TrainConfig(dataset="csv"), "runs/r18")[:40]
+    'runs/r18 records no face alignment (trai'
+    """
+    if config.align is not None or config.dataset in WHOLE_IMAGE_DATASETS:
+        return None
+    return (f"{where} records no face alignment (trained on {config.dataset!r}): each photo is fed whole as its "
+            "centre crop; if its training faces were aligned crops, pass --align utkface (align='utkface') "
+            "or the template of their framing")
 
 
 @dataclasses.dataclass

@@ -24,7 +24,7 @@ from agekeras import calibration
 from agekeras import metrics as M
 from agekeras.ages import GENDER_NAMES, RACE_NAMES
 from agekeras import config as run_config
-from agekeras.config import TrainConfig
+from agekeras.config import TrainConfig, unaligned_photos_warning
 from agekeras.runs import BEST, CONFIG, RunDir
 from agekeras.runtime import cap_splits, max_steps
 
@@ -252,6 +252,8 @@ def evaluate(run_dir, *, dataset=None, data_dir=None, splits=None, split="test",
 
         full = datasets.load(dataset, data_dir)
         ds = full if split == "all" else datasets.split(full, "random", seed=config.seed)[split]
+        if align == "auto" and ds.paths is not None and (note := unaligned_photos_warning(config, str(run.path))):
+            logger.warning(note)
         align = config.align if align == "auto" else align
         if align and ds.paths is None:
             raise ValueError(f"{dataset} has no image files to align; pass align=None")

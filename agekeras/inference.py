@@ -56,7 +56,7 @@ import numpy as np
 from agekeras import calibration as C
 from agekeras.ages import GENDER_NAMES
 from agekeras.calibration import DEFAULT_LEVEL, age_distribution
-from agekeras.config import TrainConfig
+from agekeras.config import TrainConfig, unaligned_photos_warning
 from agekeras.datasets import align as A
 from agekeras.evaluation import load_run
 from agekeras.runs import BEST, RunDir
@@ -135,6 +135,8 @@ def load_predictor(model_or_run, *, align="auto", checkpoint=BEST):
     path = pathlib.Path(model_or_run)
     if path.is_dir():
         model, config, _ = load_run(path, checkpoint)
+        if align == "auto" and (note := unaligned_photos_warning(config, str(path))):
+            logger.warning(note)
         return Predictor(model, config.align if align == "auto" else align, config.image_size, name=str(path),
                          run_dir=path)
     if not path.is_file():
@@ -144,7 +146,10 @@ def load_predictor(model_or_run, *, align="auto", checkpoint=BEST):
     model = keras.saving.load_model(path, safe_mode=True)
     if align == "auto":
         saved = RunDir(path.parent).read_config()
-        align = TrainConfig.from_json(saved["train"]).align if saved else DEFAULT_ALIGN
+        config = TrainConfig.from_json(saved["train"]) if saved else None
+        if config is not None and (note := unaligned_photos_warning(config, str(path))):
+            logger.warning(note)
+        align = config.align if config is not None else DEFAULT_ALIGN
     return Predictor(model, align, name=str(path), run_dir=path.parent if RunDir(path.parent).exists() else None)
 
 

@@ -486,3 +486,23 @@ def test_predict_on_fgnet_photos_with_real_mtcnn(fgnet_dir, tmp_path):
         x1, y1, x2, y2 = f["box"]
         assert -5 <= x1 < x2 <= w + 5 and -5 <= y1 < y2 <= h + 5
     assert faces.stats["detection_faces_per_s"] > 0
+
+
+@pytest.mark.parametrize("dataset, warned", [("csv", True), ("utkface", False), ("synthetic", False)])
+def test_a_run_without_face_alignment_warns_that_photos_go_in_whole(tmp_path, caplog, dataset, warned):
+    import logging
+
+    from tests.tiny_runs import make_run as make_config_run
+
+    run = make_config_run(tmp_path / dataset, tiny_model(), image_size=SIZE, dataset=dataset)
+    with caplog.at_level(logging.WARNING, logger="agekeras.inference"):
+        predictor = inference.load_predictor(run)
+        inference.load_predictor(run / "best.keras")
+    notes = [r.getMessage() for r in caplog.records if "records no face alignment" in r.getMessage()]
+    assert len(notes) == (2 if warned else 0)
+    assert all("--align utkface" in n and f"{dataset!r}" in n for n in notes)
+    assert predictor.align == (None if dataset != "utkface" else "utkface")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="agekeras.inference"):
+        assert inference.load_predictor(run, align="utkface").align == "utkface"  # said by hand: nothing to warn
+    assert not caplog.records
