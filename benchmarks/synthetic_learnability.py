@@ -14,8 +14,8 @@ The target is a ratio well below 0.6 with an MAE that is not near zero
 Usage:
 
 ```
-flock /tmp/agekeras-cpu.lock python benchmarks/synthetic_learnability.py
-flock /tmp/agekeras-cpu.lock python benchmarks/synthetic_learnability.py --epochs 30
+python benchmarks/synthetic_learnability.py
+python benchmarks/synthetic_learnability.py --epochs 30
 ```
 """
 

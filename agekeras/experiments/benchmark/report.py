@@ -52,7 +52,7 @@ def summary_table(results, *, paper=True, models=None):
     from agekeras.tables import ResultsTable
 
     cross = [f"cross_{d}_mae" for d, _ in results["settings"].get("cross", [])]
-    flip = any(s.get("mae_flip") is not None for s in results["summary"])
+    flip = _scored_with_flip(results["summary"])
     # the equal-epochs view measures the method, and its runs may share the machine: its speeds are not shown
     speed = results["settings"].get("view") != "equal epochs"
     columns = ["model", "seeds", "params (M)", *(["train img/s"] if speed else []), "epochs", "MAE",
@@ -91,7 +91,7 @@ def runs_table(results, *, cpu_share=False):
     from agekeras.tables import ResultsTable
 
     columns = ["model", "seed", "epochs", "minutes", "train img/s", "MAE", "RMSE", "CA(5)"]
-    if any(r.get("mae_flip") is not None for r in results["runs"]):
+    if _scored_with_flip(results["runs"]):
         columns.insert(6, "MAE flip")
     if cpu_share and any(r.get("cpu_others") is not None for r in results["runs"]):
         columns.append("others' CPU")
@@ -123,9 +123,14 @@ def group_table(results, group):
     return ResultsTable(columns, lines)
 
 
+def _scored_with_flip(rows):
+    """Whether any row (a run or a model's summary) has a flip score."""
+    return any(r.get("mae_flip") is not None for r in rows)
+
+
 def _score_key(results):
     """"mae_flip" when the benchmark scored with flip, else "mae"."""
-    return "mae_flip" if any(r.get("mae_flip") is not None for r in results["runs"]) else "mae"
+    return "mae_flip" if _scored_with_flip(results["runs"]) else "mae"
 
 
 def ablation_rows(results, paper):
