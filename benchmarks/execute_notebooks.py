@@ -23,6 +23,15 @@ cell). Then its outputs are cleaned for publishing:
 
 The result must hold no machine path and stay under `MAX_BYTES`, or the
 notebook is left as it was and the script exits 1.
+
+    python benchmarks/execute_notebooks.py notebooks/0*.ipynb --refresh-results
+
+re-executes only the cells tagged `committed-results` (each renders results
+committed in `benchmarks/results/` and imports what it uses), in a fresh
+kernel, and stores their new outputs; every other cell keeps the reference
+run's. A result committed after the reference run (a benchmark, a paper's
+ablation) then shows without training again (`agekeras.reference_run`
+records `results_refreshed`).
 """
 
 from __future__ import annotations
@@ -177,29 +186,89 @@ def execute(path, data_root, budget, timeout=None, kernel="python3"):
     return nb, seconds
 
 
+#: The tag of a cell that only renders committed results (`refresh_results` re-executes it alone).
+RESULTS_TAG = "committed-results"
+
+
+def results_cells(nb):
+    """Indices of the code cells tagged `RESULTS_TAG`."""
+    return [i for i, c in enumerate(nb.cells)
+            if c.cell_type == "code" and RESULTS_TAG in c.get("metadata", {}).get("tags", [])]
+
+
+def refresh_results(path, timeout=600, kernel="python3"):
+    """The notebook at `path` with the outputs of its `RESULTS_TAG` cells
+    made again from the committed results (the other cells untouched).
+
+    Returns:
+        (notebook, number of cells refreshed).
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    picked = results_cells(nb)
+    if not picked:
+        return nb, 0
+    part = nbformat.v4.new_notebook(cells=[copy.deepcopy(nb.cells[i]) for i in picked], metadata=copy.deepcopy(nb.metadata))
+    with tempfile.TemporaryDirectory(prefix="agekeras_results_") as work:
+        work = pathlib.Path(work)
+        NotebookClient(part, timeout=timeout, kernel_name=kernel, resources={"metadata": {"path": str(work)}}).execute()
+        scrub(part, replacements_for(work / "data", work / "runs", work))
+    for i, cell in zip(picked, part.cells):
+        nb.cells[i]["outputs"] = cell["outputs"]
+        if not isinstance(nb.cells[i].get("execution_count"), int):  # nbval refuses outputs of an unrun cell
+            nb.cells[i]["execution_count"] = cell.get("execution_count")
+    compress_images(nb)
+    run = nb.metadata.setdefault("agekeras", {}).setdefault("reference_run", {})
+    run["results_refreshed"] = datetime.date.today().isoformat()
+    return nb, len(picked)
+
+
+def write_checked(path, nb):
+    """Write `nb` to `path` when it holds no machine path and fits `MAX_BYTES`;
+    returns the bytes written, or None (with the reason on stderr)."""
+    import nbformat
+
+    left = machine_paths(nb)
+    text = nbformat.writes(nb)
+    if left or len(text.encode()) > MAX_BYTES:
+        print(f"{path.name}: not written ({len(text.encode()):,} bytes; machine paths left: {sorted(set(left))[:5]})",
+              file=sys.stderr)
+        return None
+    nbformat.validate(nb)
+    path.write_text(text)
+    return len(text.encode())
+
+
 def main(argv=None):
     import nbformat
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("notebooks", nargs="+", type=pathlib.Path)
-    p.add_argument("--data-root", required=True, type=pathlib.Path, help="the folder holding utkface/, fgnet/, ...")
+    p.add_argument("--data-root", type=pathlib.Path, help="the folder holding utkface/, fgnet/, ... (for a reference run)")
     p.add_argument("--budget", type=float, default=15, help="training minutes per model (AGEKERAS_TIME_BUDGET)")
     p.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: none)")
+    p.add_argument("--refresh-results", action="store_true",
+                   help=f"re-execute only the cells tagged {RESULTS_TAG!r}, keeping every other output")
     a = p.parse_args(argv)
+    if not a.refresh_results and a.data_root is None:
+        p.error("--data-root is required for a reference run (or pass --refresh-results)")
     status = 0
     for path in a.notebooks:
-        nb, seconds = execute(path, a.data_root.expanduser(), a.budget, a.timeout)
-        left = machine_paths(nb)
-        text = nbformat.writes(nb)
-        if left or len(text.encode()) > MAX_BYTES:
-            print(f"{path.name}: not written ({len(text.encode()):,} bytes; machine paths left: {sorted(set(left))[:5]})",
-                  file=sys.stderr)
-            status = 1
+        if a.refresh_results:
+            nb, count = refresh_results(path, timeout=a.timeout or 600)
+            size = write_checked(path, nb)
+            status |= size is None
+            if size is not None:
+                print(f"{path.name}: {count} results cell(s) refreshed, {size / 1e6:.2f} MB stored")
             continue
-        nbformat.validate(nb)
-        path.write_text(text)
-        print(f"{path.name}: executed in {seconds / 60:.1f} min, {len(text.encode()) / 1e6:.2f} MB stored")
-    return status
+        nb, seconds = execute(path, a.data_root.expanduser(), a.budget, a.timeout)
+        size = write_checked(path, nb)
+        status |= size is None
+        if size is not None:
+            print(f"{path.name}: executed in {seconds / 60:.1f} min, {size / 1e6:.2f} MB stored")
+    return int(status)
 
 
 if __name__ == "__main__":

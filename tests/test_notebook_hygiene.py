@@ -41,6 +41,8 @@ def test_outputs_are_a_published_reference_run_or_stripped(path):
         elif reference is None:
             assert not cell.outputs, f"{path.name} code cell {i}: outputs not stripped (and no reference run recorded)"
             assert cell.get("execution_count") is None, f"{path.name} code cell {i}: execution count committed"
+        if cell.outputs:  # nbval refuses the stored outputs of a cell without an execution count
+            assert isinstance(cell.get("execution_count"), int), f"{path.name} code cell {i}: outputs, no count"
         assert all(o.get("name") != "stderr" for o in cell.outputs), f"{path.name} cell {i}: stderr stored"
         assert all(o.get("output_type") != "error" for o in cell.outputs), f"{path.name} cell {i}: an error stored"
     if reference is not None:
@@ -107,3 +109,45 @@ def test_large_face_figures_are_stored_as_jpeg_and_small_plots_stay_png():
     assert "image/png" in second and "image/jpeg" not in second
     corner = np.asarray(Image.open(io.BytesIO(base64.b64decode(first["image/jpeg"]))))[:40, :40]
     assert corner.mean() > 240, "transparent pixels must become white, as a notebook shows them"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_cells_that_read_committed_results_are_tagged_to_be_refreshed_alone(path):
+    """A cell that reads benchmarks/results/ carries the `committed-results` tag (so
+    `execute_notebooks.py --refresh-results` re-renders it when a result is committed), and the tagged
+    cells import what they use from agekeras themselves: they run without the rest of the notebook."""
+    import nbformat
+
+    X = _execute_notebooks()
+    nb = nbformat.read(path, as_version=4)
+    tagged = set(X.results_cells(nb))
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and ("load_committed" in cell.source or "results_root" in cell.source):
+            assert i in tagged, f"{path.name} cell {i} reads committed results but is not tagged {X.RESULTS_TAG!r}"
+    for i in tagged:
+        if "benchmark." in nb.cells[i].source:
+            assert "import benchmark" in nb.cells[i].source or any(
+                "import benchmark" in nb.cells[j].source for j in tagged if j < i), f"{path.name} cell {i}"
+
+
+def test_refresh_results_reexecutes_only_the_tagged_cells_and_scrubs_their_paths(tmp_path):
+    import nbformat
+
+    X = _execute_notebooks()
+    stale = nbformat.v4.new_output("stream", name="stdout", text="the reference run's output\n")
+    untagged = nbformat.v4.new_code_cell("print('run again')", outputs=[stale])
+    tagged = nbformat.v4.new_code_cell("import pathlib\nprint(6 * 7, pathlib.Path.cwd() / 'x')",
+                                       outputs=[stale])
+    tagged.metadata["tags"] = [X.RESULTS_TAG]
+    nb = nbformat.v4.new_notebook(cells=[untagged, tagged])
+    nb.metadata["agekeras"] = {"reference_run": {"mode": "cpu", "minutes_per_model": 2}}
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    out, count = X.refresh_results(path)
+    assert count == 1
+    assert out.cells[0].outputs == [stale]
+    assert [o["text"] for o in out.cells[1].outputs] != [stale["text"]]
+    assert out.cells[1].outputs[0]["text"].startswith("42 ")
+    assert not X.machine_paths(out), X.machine_paths(out)
+    assert out.metadata["agekeras"]["reference_run"]["results_refreshed"]
+    assert isinstance(out.cells[1].execution_count, int)
