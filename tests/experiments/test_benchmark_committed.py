@@ -107,3 +107,15 @@ def test_readme_ablation_command_is_the_one_the_code_prints():
     assert lines, "the README shows no --ablation command"
     for line in lines:
         assert line.strip() == B.ablation_command(line.split()[5]), line
+
+
+def test_lab_table_reads_a_committed_measurement_in_the_order_asked(tmp_path, capsys):
+    from agekeras.experiments import benchmark
+
+    (tmp_path / "lab").mkdir()
+    (tmp_path / "lab" / "m.csv").write_text("speed,name,extra\n10,a,x\n20,b,y\n")
+    table = benchmark.lab_table("m", {"name": "model", "speed": "img/s", "absent": "never"}, root=tmp_path)
+    assert table.columns == ["model", "img/s"]
+    assert table.rows == [{"model": "a", "img/s": "10"}, {"model": "b", "img/s": "20"}]
+    assert benchmark.lab_table("other", {"name": "model"}, root=tmp_path) is None
+    assert "benchmarks/results/lab/other.csv is not here" in capsys.readouterr().out

@@ -44,7 +44,7 @@ Example:
 >>> benchmark.summary_table(results)  # doctest: +SKIP
 """
 
-from .committed import ABLATION_PREFIX, REFERENCE, ablation_name, load_committed, publish, results_root
+from .committed import ABLATION_PREFIX, REFERENCE, ablation_name, lab_table, load_committed, publish, results_root
 from .report import (ablation_command, ablation_findings, ablation_rows, ablation_table, equal_epochs_table, group_table, mean_std, plot_mae_by_group, plot_mae_vs_minutes,
                      plot_mae_vs_params, plot_mae_vs_speed, readme_markdown, reproduce_command, runs_table,
                      summary_table, write_figures)
@@ -61,7 +61,7 @@ __all__ = [
     "QUICK_MODELS", "RECIPES", "REFERENCE", "SHARED_MACHINE", "BenchmarkSpec", "ablation_findings",
     "ablation_models", "ablation_rows", "ablation_table", "aggregate", "at_equal_epochs",
     "benchmark_row", "check_protocol", "collect", "equal_epochs_table", "free_models", "group_table",
-    "landmarks_available", "leader_at", "load_committed", "load_results", "make_spec", "mean_std", "plot_mae_by_group",
+    "lab_table", "landmarks_available", "leader_at", "load_committed", "load_results", "make_spec", "mean_std", "plot_mae_by_group",
     "plot_mae_vs_minutes", "plot_mae_vs_params", "plot_mae_vs_speed", "publish", "readme_markdown", "recipe_settings",
     "reproduce_command", "results_root", "run_benchmark", "run_cpu_others", "run_curve", "run_dir", "runs_table",
     "skip_reason", "summary_table", "train_config", "write_figures", "write_results",

@@ -84,6 +84,38 @@ def load_committed(name=REFERENCE, root=None, *, quiet=False):
     return read_json(path)
 
 
+def lab_table(name, columns, root=None):
+    """A committed measurement, `benchmarks/results/lab/<name>.csv`, as a table.
+
+    Args:
+        name: the measurement's file name without `.csv`.
+        columns: dict CSV column -> table header, in the table's order;
+            columns the CSV lacks are left out.
+        root: another results folder (default `results_root()`).
+
+    Returns:
+        An `agekeras.tables.ResultsTable`, or None (with one printed line
+        saying where it lives) when the file is not here.
+
+    Example:
+
+    >>> benchmark.lab_table("dhaa_training", {"setting": "setting", "train_img_per_s": "train img/s"})  # doctest: +SKIP
+    """
+    import csv
+
+    from agekeras.tables import ResultsTable
+
+    base = results_root(root)
+    path = None if base is None else base / "lab" / f"{name}.csv"
+    if path is None or not path.is_file():
+        print(f"benchmarks/results/lab/{name}.csv is not here: it lives in the agekeras repository")
+        return None
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    kept = {c: h for c, h in columns.items() if rows and c in rows[0]}
+    return ResultsTable(list(kept.values()), [{h: r[c] for c, h in kept.items()} for r in rows])
+
+
 def ablation_name(paper):
     """The folder of `benchmarks/results/` holding the committed runs of `ABLATIONS[paper]`."""
     from .spec import ABLATIONS
