@@ -139,7 +139,7 @@ def run_predictor(run_dir, data_dir=None):
     checkpoint on its own test split, flip-averaged."""
     from agekeras.datasets.base import AgeDataset
     from agekeras.datasets.images import read_image
-    from agekeras.evaluation import dataset_outputs, load_run, load_splits
+    from agekeras.evaluation import dataset_outputs, load_run, load_splits, mean_over_views, test_views
 
     model, config, saved = load_run(run_dir)
     if data_dir:
@@ -155,9 +155,9 @@ def run_predictor(run_dir, data_dir=None):
 
     def predict(batch):
         ds = AgeDataset(name="views", age=np.zeros(len(batch), "float32"), images=batch)
-        outs = [dataset_outputs(model, ds, config.image_size, flip=f) for f in (False, True)]
-        ages = [np.ravel(o["age"] if isinstance(o, dict) else o) for o in outs]
-        return (ages[0] + ages[1]) / 2
+        views = [dataset_outputs(model, ds, config.image_size, flip=mirrored, zoom=zoom)
+                 for zoom, mirrored in test_views(flip=True)]
+        return np.ravel(mean_over_views(*views)["age"])
 
     about = {"model": config.model, "image_size": config.image_size, "epochs": config.epochs,
              "time_budget": config.time_budget, "augment": config.augment, "label_sigma": config.label_sigma,
